@@ -1,0 +1,36 @@
+# The newcomer's path: `make lab` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: lab test test-slow check bench clean venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/01-quickstart.ipynb
+
+# Every test but the long torture runs, the doctests, and the example notebooks (nbval).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --nbval-lax -p no:cacheprovider tests allsource_lab notebooks
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider tests
+
+check: $(STAMP)
+	$(BIN)/ruff check allsource_lab tests
+	$(BIN)/ruff format --check allsource_lab tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m allsource_lab.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

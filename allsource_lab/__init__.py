@@ -1,0 +1,83 @@
+"""AllSource Lab: an event store that lives inside a Jupyter kernel.
+
+>>> import allsource_lab as asl
+>>> with asl.open() as store:
+...     ev = store.append("order.placed", "order-17", {"amount": 42.5})
+...     store.events(entity_id="order-17").to_pandas()["version"].tolist()
+[1]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from allsource_lab.errors import (
+    AllSourceError,
+    ConcurrencyError,
+    CorruptionError,
+    IncompatibleSchema,
+    InvalidEvent,
+    NotFound,
+    RecoveryWarning,
+    SchemaError,
+    SchemaViolation,
+    StorageError,
+    StoreLocked,
+)
+from allsource_lab.events import Event
+from allsource_lab.frame import EventFrame
+from allsource_lab.integrity import IntegrityReport
+from allsource_lab.settings import Settings
+from allsource_lab.store import BatchResult, EventStore
+
+__all__ = [
+    "AllSourceError",
+    "BatchResult",
+    "ConcurrencyError",
+    "CorruptionError",
+    "Event",
+    "EventFrame",
+    "EventStore",
+    "IncompatibleSchema",
+    "IntegrityReport",
+    "InvalidEvent",
+    "NotFound",
+    "RecoveryWarning",
+    "SchemaError",
+    "SchemaViolation",
+    "Settings",
+    "StorageError",
+    "StoreLocked",
+    "open",
+]
+
+__version__ = "0.1.0"
+
+
+def open(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    **settings: Any,
+) -> EventStore:
+    """Open (or create) a store in a folder, or an in-memory store when ``path`` is None.
+
+    Keyword arguments are :class:`Settings` fields, e.g. ``fsync="always"``,
+    ``recovery="strict"``, ``checkpoint_every_events=50_000``.
+
+    Raises:
+        StoreLocked: another process has the folder open for writing.
+        CorruptionError: the store's files are damaged (see ``recovery``).
+        TypeError: an unknown setting.
+
+    >>> store = open()
+    >>> store.append("a", "x", {}).sequence
+    1
+    """
+    try:
+        config = Settings(**settings)
+    except TypeError as exc:
+        known = ", ".join(Settings.__dataclass_fields__)
+        raise TypeError(f"{exc}; known settings are: {known}") from None
+    return EventStore(path, config, read_only=read_only)

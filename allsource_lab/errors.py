@@ -1,0 +1,119 @@
+"""The one error hierarchy of AllSource Lab.
+
+::
+
+    AllSourceError
+    ├── InvalidEvent(ValueError)        bad input to append/append_batch; names the row and field
+    ├── ConcurrencyError                expected_version did not match; says expected vs actual
+    ├── NotFound(KeyError)
+    ├── SchemaError
+    │   ├── SchemaViolation(ValueError) payload fails its registered schema; JSON path + reason
+    │   └── IncompatibleSchema          new version breaks the subject's compatibility mode
+    └── StorageError(OSError)
+        ├── CorruptionError             a checksum failed; names the file and byte offset
+        └── StoreLocked                 another process holds the store's write lock
+
+Every message says what went wrong and what to do next, in one line, so the notebook
+magics can show it without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AllSourceError",
+    "ConcurrencyError",
+    "CorruptionError",
+    "IncompatibleSchema",
+    "InvalidEvent",
+    "NotFound",
+    "RecoveryWarning",
+    "SchemaError",
+    "SchemaViolation",
+    "StorageError",
+    "StoreLocked",
+]
+
+
+class AllSourceError(Exception):
+    """Base of every error the store raises on purpose."""
+
+
+class InvalidEvent(AllSourceError, ValueError):
+    """Bad input to ``append``/``append_batch``; nothing was written.
+
+    ``row`` is the 0-based row of the batch (``None`` for a single append) and ``field``
+    the offending column.
+    """
+
+    def __init__(self, message: str, *, row: int | None = None, field: str | None = None):
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+        self.row = row
+        self.field = field
+
+
+class ConcurrencyError(AllSourceError):
+    """An ``expected_version`` did not match the entity's current version; nothing was written."""
+
+    def __init__(self, entity_id: str, expected: int, actual: int, *, row: int | None = None):
+        at = f" (row {row})" if row is not None else ""
+        super().__init__(
+            f"entity {entity_id!r}{at} is at version {actual}, expected {expected}; "
+            "re-read the entity and retry with expected_version="
+            f"{actual}"
+        )
+        self.entity_id = entity_id
+        self.expected = expected
+        self.actual = actual
+        self.row = row
+
+
+class NotFound(AllSourceError, KeyError):
+    """The asked-for event, entity or object does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SchemaError(AllSourceError):
+    """Base of schema registry errors."""
+
+
+class SchemaViolation(SchemaError, ValueError):
+    """A payload fails its registered schema."""
+
+
+class IncompatibleSchema(SchemaError):
+    """A new schema version breaks the subject's compatibility mode."""
+
+
+class StorageError(AllSourceError, OSError):
+    """The store's files cannot be read or written as needed."""
+
+    def __str__(self) -> str:  # OSError's str() would show the args tuple
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptionError(StorageError):
+    """A checksum failed or a file is malformed; names the file and byte offset."""
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f" at byte {offset}" if offset is not None else "") + ": "
+        super().__init__(where + message)
+        self.path = path
+        self.offset = offset
+
+
+class StoreLocked(StorageError):
+    """Another process holds the store's write lock."""
+
+
+class RecoveryWarning(UserWarning):
+    """Opening the store repaired something (a torn final WAL record was cut off)."""

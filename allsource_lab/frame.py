@@ -1,0 +1,170 @@
+"""``EventFrame``: the lazy result of ``store.events(...)``.
+
+Building one only records the query; rows are selected when the frame is first
+materialized (``len``, iteration, ``to_arrow``, ``to_pandas``, display) and then kept.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allsource_lab.errors import InvalidEvent
+from allsource_lab.events import Event, _iso
+
+__all__ = ["EventFrame", "Query"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The filters of one ``events()`` call; times are microseconds since the epoch."""
+
+    entity_id: str | None = None
+    event_type: str | None = None
+    since: int | None = None
+    until: int | None = None
+    as_of: int | None = None
+    known_at: int | None = None
+    after: int | None = None
+    limit: int | None = None
+    reverse: bool = False
+
+    def check(self) -> None:
+        """Raises InvalidEvent for arguments of the wrong kind."""
+        for name in ("entity_id", "event_type"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidEvent(f"{name} must be a string", field=name)
+        for name in ("after", "limit"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise InvalidEvent(f"{name} must be an int >= 0, not {value!r}", field=name)
+
+    def mask(self, table: pa.Table) -> pa.ChunkedArray | None:
+        """A filter selecting this query's rows of ``table``, or None for all of them."""
+        conds = []
+        if self.entity_id is not None:
+            conds.append(pc.equal(table.column("entity_id"), self.entity_id))
+        if self.event_type is not None:
+            conds.append(pc.equal(table.column("event_type"), self.event_type))
+        ts = table.column("timestamp").cast(pa.int64())
+        if self.since is not None:
+            conds.append(pc.greater_equal(ts, self.since))
+        if self.until is not None:
+            conds.append(pc.less(ts, self.until))
+        if self.as_of is not None:
+            conds.append(pc.less_equal(ts, self.as_of))
+        if self.known_at is not None:
+            rec = table.column("recorded_at").cast(pa.int64())
+            conds.append(pc.less_equal(rec, self.known_at))
+        if self.after is not None:
+            conds.append(pc.greater(table.column("sequence"), self.after))
+        if not conds:
+            return None
+        mask = conds[0]
+        for cond in conds[1:]:
+            mask = pc.and_(mask, cond)
+        return mask
+
+
+class EventFrame:
+    """Events selected by a query, materialized on first use.
+
+    ``next_cursor`` is the sequence to pass as ``after=`` for the next page when a
+    ``limit`` cut the result short, else None.
+    """
+
+    def __init__(self, select: Callable[[Query], pa.Table], query: Query) -> None:
+        self._select = select
+        self.query = query
+        self._table: pa.Table | None = None
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            self._table = self._select(self.query)
+        return self._table
+
+    def to_pandas(self) -> Any:
+        """A DataFrame with the event columns (JSON columns as text)."""
+        table = self.to_arrow()
+        plain = pa.table(
+            {
+                name: (
+                    col.cast(col.type.storage_type)
+                    if isinstance(col.type, pa.ExtensionType) and name != "event_id"
+                    else col
+                )
+                for name, col in zip(table.column_names, table.columns, strict=True)
+            }
+        )
+        ids = plain.column("event_id").combine_chunks()
+        frame = plain.drop_columns(["event_id"]).to_pandas()
+        import uuid
+
+        frame.insert(1, "event_id", [uuid.UUID(bytes=b) for b in ids.storage.to_pylist()])
+        return frame
+
+    def __len__(self) -> int:
+        return self.to_arrow().num_rows
+
+    def __iter__(self) -> Iterator[Event]:
+        from allsource_lab.store import _events_of
+
+        table = self.to_arrow()
+        for batch in table.to_batches(max_chunksize=4096):
+            yield from _events_of(pa.Table.from_batches([batch]))
+
+    @property
+    def next_cursor(self) -> int | None:
+        limit = self.query.limit
+        table = self.to_arrow()
+        if limit is None or table.num_rows < limit or table.num_rows == 0:
+            return None
+        if self.query.reverse:
+            return None
+        return int(table.column("sequence")[-1].as_py())
+
+    def __repr__(self) -> str:
+        n = len(self)
+        head = list(_head(self, 5))
+        lines = [f"EventFrame: {n} event{'s' if n != 1 else ''}"]
+        for e in head:
+            lines.append(
+                f"  {e.sequence:>6}  {_iso(e.timestamp_us)}  {e.event_type}  "
+                f"{e.entity_id} v{e.version}"
+            )
+        if n > len(head):
+            lines.append(f"  … {n - len(head)} more")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for e in _head(self, 20):
+            payload = html.escape(
+                str(e.payload_json if isinstance(e.payload_json, str) else e.payload_json.decode())
+            )
+            rows.append(
+                f"<tr><td>{e.sequence}</td><td>{html.escape(e.event_type)}</td>"
+                f"<td>{html.escape(e.entity_id)}</td><td>{e.version}</td>"
+                f"<td>{_iso(e.timestamp_us)}</td><td><code>{payload[:200]}</code></td></tr>"
+            )
+        n = len(self)
+        footer = f"<p>showing {min(n, 20)} of {n} events</p>"
+        return (
+            "<table><thead><tr><th>sequence</th><th>event_type</th><th>entity_id</th>"
+            "<th>version</th><th>timestamp</th><th>payload</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+            + footer
+        )
+
+
+def _head(frame: EventFrame, n: int) -> Iterator[Event]:
+    from allsource_lab.store import _events_of
+
+    yield from _events_of(frame.to_arrow().slice(0, n))

@@ -1,0 +1,95 @@
+"""``manifest.json``: which segments are live, and up to which sequence the WAL is sealed.
+
+Replaced atomically: written to a temp file, fsynced, renamed over the old one, and the
+folder fsynced, so a crash leaves either the old or the new manifest, never a mix. It
+carries its own SHA-256 so that bit rot in it is detected rather than obeyed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from allsource_lab.errors import CorruptionError
+
+__all__ = ["FORMAT", "Manifest", "SegmentInfo", "fsync_folder"]
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One sealed Parquet segment: its file, rows, sequence range and checksum."""
+
+    file: str
+    rows: int
+    first_sequence: int
+    last_sequence: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(slots=True)
+class Manifest:
+    """The durable description of a store's sealed state."""
+
+    store_id: str
+    partitions: int
+    sealed_through: int = 0  # every event with sequence <= this is in a segment
+    segments: list[SegmentInfo] = field(default_factory=list)
+    format: int = FORMAT
+
+    def to_bytes(self) -> bytes:
+        body = asdict(self)
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return orjson.dumps({**body, "sha256": digest}, option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str) -> Manifest:
+        """Parse and check a manifest. Raises CorruptionError if it is damaged."""
+        try:
+            raw: dict[str, Any] = orjson.loads(data)
+            digest = raw.pop("sha256")
+            if hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest() != digest:
+                raise CorruptionError(
+                    "manifest checksum mismatch: the file was changed or damaged after it "
+                    "was written; restore manifest.json from a backup",
+                    path=path,
+                )
+            if raw.get("format") != FORMAT:
+                raise CorruptionError(f"unknown manifest format {raw.get('format')!r}", path=path)
+            segments = [SegmentInfo(**s) for s in raw.pop("segments")]
+            return cls(segments=segments, **raw)
+        except CorruptionError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptionError(f"manifest is not readable ({exc})", path=path) from exc
+
+    def write(self, folder: Path) -> None:
+        """Replace ``folder/manifest.json`` atomically and durably."""
+        final = folder / "manifest.json"
+        temp = folder / "manifest.json.tmp"
+        data = self.to_bytes()
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # rename is atomic; the folder fsync makes the new name itself durable.
+        os.replace(temp, final)
+        fsync_folder(folder)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a directory so that names created, renamed or removed in it are durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,116 @@
+"""Sealed segments: immutable zstd Parquet files sorted by (partition, entity_id, sequence).
+
+Sorted that way, one entity's events sit together in a segment, so later readers that
+fetch an entity touch one row group; the sequence range is recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from allsource_lab.errors import CorruptionError
+from allsource_lab.events import EVENT_SCHEMA
+from allsource_lab.manifest import SegmentInfo, fsync_folder
+
+__all__ = ["SORT_KEYS", "encode_segment", "read_segment", "write_segment"]
+
+SORT_KEYS = [("partition", "ascending"), ("entity_id", "ascending"), ("sequence", "ascending")]
+
+
+def encode_segment(
+    table: pa.Table, *, row_group_rows: int, zstd_level: int
+) -> tuple[pa.Table, pa.Buffer]:
+    """Sort the events and encode them as Parquet bytes (in memory)."""
+    ordered = table.sort_by(SORT_KEYS)
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        ordered,
+        sink,
+        compression="zstd",
+        compression_level=zstd_level,
+        row_group_size=row_group_rows,
+        write_statistics=["sequence", "timestamp", "recorded_at", "partition"],
+    )
+    return ordered, sink.getvalue()
+
+
+def segment_name(first: int, last: int) -> str:
+    return f"seg-{first:020d}-{last:020d}.parquet"
+
+
+def write_segment(folder: Path, table: pa.Table, data: pa.Buffer) -> SegmentInfo:
+    """Write encoded segment bytes durably under their final name; return their record.
+
+    Written to a temp name, fsynced, renamed, and the folder fsynced: a crash leaves no
+    half file under a name the manifest could ever point to.
+    """
+    seq = table.column("sequence")
+    first = int(pa.compute.min(seq).as_py())
+    last = int(pa.compute.max(seq).as_py())
+    name = segment_name(first, last)
+    temp = folder / (name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, folder / name)
+    fsync_folder(folder)
+    return SegmentInfo(
+        file=name,
+        rows=table.num_rows,
+        first_sequence=first,
+        last_sequence=last,
+        bytes=data.size,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def check_segment_bytes(path: Path, data: bytes, info: SegmentInfo) -> str | None:
+    """Why these bytes are not the segment the manifest describes, or None if they are."""
+    if len(data) != info.bytes:
+        return f"size is {len(data)} bytes, the manifest says {info.bytes}"
+    if hashlib.sha256(data).hexdigest() != info.sha256:
+        return "SHA-256 does not match the manifest"
+    return None
+
+
+def read_segment(folder: Path, info: SegmentInfo) -> pa.Table:
+    """Load a segment, checking it against the manifest.
+
+    Raises:
+        CorruptionError: the file is missing, its size or SHA-256 differs from the
+            manifest, or it is not the Parquet the store wrote.
+    """
+    path = folder / info.file
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptionError(
+            "segment listed in the manifest is missing; restore it from a backup "
+            "(the events in it cannot be recovered from the WAL, which was trimmed)",
+            path=str(path),
+        ) from None
+    problem = check_segment_bytes(path, data, info)
+    if problem is not None:
+        raise CorruptionError(
+            f"segment {problem}; run store.verify() for a full report and restore the "
+            "file from a backup",
+            path=str(path),
+        )
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptionError(f"segment is not readable Parquet ({exc})", path=str(path)) from exc
+    if table.num_rows != info.rows or not table.schema.equals(EVENT_SCHEMA):
+        raise CorruptionError("segment rows or columns differ from the manifest", path=str(path))
+    return table

@@ -1,0 +1,61 @@
+"""Every tunable of a store in one place, with its unit in its name or comment."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+FsyncPolicy = Literal["always", "interval", "never"]
+RecoveryMode = Literal["truncate_tail", "strict", "salvage"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Tunables of one open store. Pass overrides as keyword arguments to ``asl.open``.
+
+    >>> Settings().fsync
+    'interval'
+    >>> Settings(fsync_interval_s=0.05).fsync_interval_s
+    0.05
+    """
+
+    # When an acknowledged append is fsynced: before append returns ("always"), within
+    # fsync_interval_s ("interval"), or when the OS decides ("never").
+    fsync: FsyncPolicy = "interval"
+    fsync_interval_s: float = 0.1
+    # What to do with a damaged WAL on open (DESIGN.md §4).
+    recovery: RecoveryMode = "truncate_tail"
+    # A WAL file is closed and a new one begun past this size.
+    wal_segment_bytes: int = 64 * 1024 * 1024
+    # Pending WAL bytes that make an append write them out at once instead of waiting for
+    # the flusher thread: bounds the memory an unflushed burst can hold.
+    wal_buffer_bytes: int = 1024 * 1024
+    # The unsealed tail is sealed into a Parquet segment past this many events. 100K events
+    # (~15 MB of Parquet at ~110-byte payloads) checkpoint in well under a second, and bound
+    # WAL replay after a crash to the same.
+    checkpoint_every_events: int = 100_000
+    # Parquet: rows per row group and zstd level of sealed segments.
+    segment_row_group_rows: int = 128 * 1024
+    segment_zstd_level: int = 1
+    # Number of partitions; fixed when the store is created (DESIGN.md §1).
+    partitions: int = 32
+    # Input limits (bytes of UTF-8).
+    max_payload_bytes: int = 1024 * 1024
+    max_metadata_bytes: int = 64 * 1024
+    max_json_depth: int = 64
+    max_entity_id_bytes: int = 255
+    max_event_type_chars: int = 255
+
+    def __post_init__(self) -> None:
+        if self.fsync not in ("always", "interval", "never"):
+            raise ValueError(f"fsync must be 'always', 'interval' or 'never', not {self.fsync!r}")
+        if self.recovery not in ("truncate_tail", "strict", "salvage"):
+            raise ValueError(
+                f"recovery must be 'truncate_tail', 'strict' or 'salvage', not {self.recovery!r}"
+            )
+        if self.fsync_interval_s <= 0:
+            raise ValueError("fsync_interval_s must be > 0 seconds")
+        if self.checkpoint_every_events < 1:
+            raise ValueError("checkpoint_every_events must be >= 1")
+        if not 1 <= self.partitions <= 32767:
+            raise ValueError("partitions must be between 1 and 32767")

@@ -1,0 +1,332 @@
+"""Where a store's bytes live: a folder (durable) or memory (scratch), behind one seam.
+
+Both answer the same calls, so the store above them is written once and the contract
+tests run on each. The folder keeps the layout of DESIGN.md §4.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
+from allsource_lab.kernels import frames
+from allsource_lab.lock import StoreLock
+from allsource_lab.manifest import Manifest, fsync_folder
+from allsource_lab.records import (
+    KIND_BATCH,
+    KIND_SINGLE,
+    decode_batch,
+    decode_singles,
+    to_record_batch,
+)
+from allsource_lab.segments import check_segment_bytes, encode_segment, read_segment, write_segment
+from allsource_lab.settings import Settings
+from allsource_lab.wal import MAX_RECORD_BYTES, LogScan, WriteAheadLog
+
+__all__ = ["FolderStorage", "Loaded", "MemoryStorage", "Storage"]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What opening found: sealed segments and the WAL's events beyond them."""
+
+    manifest: Manifest
+    segments: list[pa.Table]
+    tail: list[pa.RecordBatch]
+    problems: list[str] = field(default_factory=list)
+
+
+class Storage:
+    """The seam: the calls the store makes on its bytes."""
+
+    path: Path | None = None
+    durable = False
+
+    def load(self) -> Loaded:
+        raise NotImplementedError
+
+    def write_log(self, data: bytes | bytearray) -> None:
+        raise NotImplementedError
+
+    def sync_log(self) -> None:
+        raise NotImplementedError
+
+    def log_size(self) -> int:
+        raise NotImplementedError
+
+    def rotate_log(self, next_sequence: int) -> None:
+        raise NotImplementedError
+
+    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
+        raise NotImplementedError
+
+    def verify(self) -> tuple[list[str], int]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class MemoryStorage(Storage):
+    """The in-memory twin: no files, no durability, same answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.manifest = Manifest(store_id=str(uuid.uuid4()), partitions=settings.partitions)
+        self.segments: list[pa.Table] = []
+
+    def load(self) -> Loaded:
+        return Loaded(self.manifest, list(self.segments), [])
+
+    def write_log(self, data: bytes | bytearray) -> None:
+        pass
+
+    def sync_log(self) -> None:
+        pass
+
+    def log_size(self) -> int:
+        return 0
+
+    def rotate_log(self, next_sequence: int) -> None:
+        pass
+
+    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
+        ordered = table.sort_by(
+            [("partition", "ascending"), ("entity_id", "ascending"), ("sequence", "ascending")]
+        )
+        self.segments.append(ordered)
+        self.manifest.sealed_through = through
+        return ordered
+
+    def verify(self) -> tuple[list[str], int]:
+        return [], 0
+
+    def close(self) -> None:
+        pass
+
+
+class FolderStorage(Storage):
+    """A store folder: ``wal/``, ``segments/``, ``manifest.json`` and ``LOCK``."""
+
+    durable = True
+
+    def __init__(self, path: Path, settings: Settings, *, read_only: bool) -> None:
+        self.path = path
+        self.settings = settings
+        self.read_only = read_only
+        self.wal_dir = path / "wal"
+        self.segment_dir = path / "segments"
+        if read_only:
+            if not (path / "manifest.json").exists():
+                raise StorageError(
+                    f"{path} is not a store (no manifest.json); open it without "
+                    "read_only=True to create one"
+                )
+        else:
+            try:
+                for folder in (path, self.wal_dir, self.segment_dir):
+                    folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the store folder {path}: {exc}") from exc
+        self.lock = StoreLock(path)
+        if not read_only:
+            self.lock.acquire()
+        self.wal = WriteAheadLog(self.wal_dir)
+        self.manifest: Manifest | None = None
+
+    # -- open --------------------------------------------------------------------------
+
+    def load(self) -> Loaded:
+        manifest_path = self.path / "manifest.json"  # type: ignore[operator]
+        if manifest_path.exists():
+            manifest = Manifest.from_bytes(manifest_path.read_bytes(), str(manifest_path))
+        else:
+            manifest = Manifest(store_id=str(uuid.uuid4()), partitions=self.settings.partitions)
+            manifest.write(self.path)  # type: ignore[arg-type]
+        self.manifest = manifest
+        segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+        if not self.read_only:
+            self._remove_orphans(manifest)
+        mode = self.settings.recovery
+        scan = self.wal.scan(mode, repair=not self.read_only)
+        batches = self._decode(scan, manifest.sealed_through)
+        if scan.truncated and not self.read_only:
+            warnings.warn(
+                f"{self.path}: cut off a torn final WAL record "
+                f"({'; '.join(f'{f} at byte {o}' for f, o in scan.truncated)}); it was "
+                "never fully written, so it was not acknowledged under fsync='always'",
+                RecoveryWarning,
+                stacklevel=4,
+            )
+        if not self.read_only:
+            self.wal.open_for_append(
+                self._next_sequence(manifest, batches), fresh=scan.damaged_last_file
+            )
+        return Loaded(manifest, segments, batches, list(scan.problems))
+
+    @staticmethod
+    def _next_sequence(manifest: Manifest, batches: list[pa.RecordBatch]) -> int:
+        last = manifest.sealed_through
+        for b in batches:
+            if b.num_rows:
+                last = max(last, int(b.column(0)[-1].as_py()))
+        return last + 1
+
+    def _decode(self, scan: LogScan, sealed_through: int) -> list[pa.RecordBatch]:
+        out: list[pa.RecordBatch] = []
+        for log_file in scan.files:
+            data = log_file.data
+            starts = np.concatenate(log_file.starts) if log_file.starts else np.empty(0, np.int64)
+            run_start = -1
+            run_end = -1
+            for s in starts.tolist():
+                length = int.from_bytes(data[s : s + 4].tobytes(), "little")
+                kind = int(data[s + 8])
+                end = s + 8 + length
+                if kind == KIND_SINGLE:
+                    if run_start >= 0 and s == run_end:
+                        run_end = end
+                        continue
+                    self._flush_run(out, data, run_start, run_end)
+                    run_start, run_end = s, end
+                elif kind == KIND_BATCH:
+                    self._flush_run(out, data, run_start, run_end)
+                    run_start = run_end = -1
+                    body = memoryview(data)[s + 8 : end]
+                    out.append(
+                        to_record_batch(decode_batch(body, path=str(log_file.path), offset=s))
+                    )
+                else:
+                    raise CorruptionError(
+                        f"unknown WAL record kind {kind}; written by a newer version?",
+                        path=str(log_file.path),
+                        offset=s,
+                    )
+            self._flush_run(out, data, run_start, run_end)
+        # Records already sealed into a segment (a crash between the manifest update and
+        # the WAL trim) are skipped here rather than trusted to be deleted.
+        kept = []
+        for b in out:
+            if b.num_rows and int(b.column(0)[-1].as_py()) > sealed_through:
+                first = int(b.column(0)[0].as_py())
+                if first <= sealed_through:
+                    b = b.slice(sealed_through - first + 1)
+                kept.append(b)
+        return kept
+
+    @staticmethod
+    def _flush_run(out: list[pa.RecordBatch], data: np.ndarray, start: int, end: int) -> None:
+        if start >= 0:
+            out.append(to_record_batch(decode_singles(data, start, end)))
+
+    def _remove_orphans(self, manifest: Manifest) -> None:
+        live = {s.file for s in manifest.segments}
+        removed = False
+        for path in self.segment_dir.iterdir():
+            if path.name not in live:
+                # A segment written but never committed to the manifest, or a temp file.
+                path.unlink()
+                removed = True
+        for path in (self.path / "manifest.json.tmp",):  # type: ignore[operator]
+            if path.exists():
+                path.unlink()
+                removed = True
+        if removed:
+            fsync_folder(self.segment_dir)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write_log(self, data: bytes | bytearray) -> None:
+        self.wal.write(data)
+
+    def sync_log(self) -> None:
+        self.wal.sync()
+
+    def log_size(self) -> int:
+        return self.wal.size
+
+    def rotate_log(self, next_sequence: int) -> None:
+        self.wal.rotate(next_sequence)
+
+    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
+        """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
+
+        The order is what makes a crash at any point safe: until the manifest names the
+        segment, the WAL still holds its events; once it does, the old WAL files are
+        redundant (and skipped on replay if their deletion did not happen).
+        """
+        assert self.manifest is not None
+        self.wal.rotate(through + 1)
+        ordered, data = encode_segment(
+            table,
+            row_group_rows=settings.segment_row_group_rows,
+            zstd_level=settings.segment_zstd_level,
+        )
+        info = write_segment(self.segment_dir, ordered, data)
+        manifest = replace(
+            self.manifest, segments=[*self.manifest.segments, info], sealed_through=through
+        )
+        manifest.write(self.path)  # type: ignore[arg-type]
+        self.manifest = manifest
+        self.wal.remove_before_current()
+        return ordered
+
+    # -- checking ----------------------------------------------------------------------
+
+    def verify(self) -> tuple[list[str], int]:
+        problems: list[str] = []
+        checked = 0
+        manifest_path = self.path / "manifest.json"  # type: ignore[operator]
+        try:
+            manifest = Manifest.from_bytes(manifest_path.read_bytes(), str(manifest_path))
+            checked += 1
+        except (CorruptionError, OSError) as exc:
+            return [str(exc)], 1
+        for info in manifest.segments:
+            path = self.segment_dir / info.file
+            checked += 1
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc})")
+                continue
+            problem = check_segment_bytes(path, data, info)
+            if problem is not None:
+                problems.append(f"{path}: {problem}")
+        for path in self.wal.files():
+            checked += 1
+            problems.extend(_check_wal_file(path))
+        return problems, checked
+
+    def close(self) -> None:
+        try:
+            if not self.read_only:
+                self.wal.close()
+        finally:
+            self.lock.release()
+
+
+def _check_wal_file(path: Path) -> list[str]:
+    from allsource_lab.wal import MAGIC
+
+    raw = path.read_bytes()
+    if raw[: len(MAGIC)] != MAGIC:
+        return [f"{path}: not a WAL file (bad magic) at byte 0"]
+    data = np.frombuffer(raw, np.uint8)
+    problems = []
+    p = len(MAGIC)
+    while p < len(data):
+        _, status, stop = frames.scan(data, p, len(data), MAX_RECORD_BYTES)
+        if status == frames.OK:
+            break
+        problems.append(f"{path}: {frames.STATUS_TEXT[status]} at byte {stop}")
+        nxt = frames.next_valid(data, stop + 1, len(data), MAX_RECORD_BYTES)
+        if nxt < 0:
+            break
+        p = nxt
+    return problems

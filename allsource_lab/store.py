@@ -1,0 +1,855 @@
+"""The event store: the write path, checkpoints, recovery, and the reads built on them."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import weakref
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import crc32c as _crc32c
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allsource_lab import inputs
+from allsource_lab.errors import (
+    ConcurrencyError,
+    InvalidEvent,
+    NotFound,
+    StorageError,
+)
+from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
+from allsource_lab.frame import EventFrame, Query
+from allsource_lab.idindex import IdIndex
+from allsource_lab.integrity import IntegrityReport, check_tables
+from allsource_lab.kernels import versions as version_kernels
+from allsource_lab.kernels.hashing import partitions_of
+from allsource_lab.kernels.keytable import KeyTable
+from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
+from allsource_lab.settings import Settings
+from allsource_lab.storage import FolderStorage, MemoryStorage, Storage
+from allsource_lab.tail import Tail
+from allsource_lab.wal import FRAME
+
+__all__ = ["BatchResult", "EventStore"]
+
+_EMPTY_OBJECT = b"{}"
+_dumps = orjson.dumps
+_crc = _crc32c.crc32c
+_pack_single = SINGLE_HEADER.pack
+_pack_frame = FRAME.pack
+_time_ns = time.time_ns
+
+_open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_stores() -> None:
+    # A kernel that exits without close() still gets its acknowledged events onto disk.
+    for store in list(_open_stores):
+        with contextlib.suppress(Exception):
+            store.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What ``append_batch`` wrote: a contiguous sequence range.
+
+    ``count`` rows were written; ``duplicates`` rows were exact retries of events already
+    stored (same ``event_id`` and content) and were not written again. When nothing new
+    was written, ``first_sequence``/``last_sequence`` span the stored duplicates.
+    """
+
+    first_sequence: int
+    last_sequence: int
+    count: int
+    duplicates: int = 0
+
+
+class EventStore:
+    """An append-only event store in a folder (durable) or in memory (scratch).
+
+    Open one with :func:`allsource_lab.open`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None, settings: Settings, *, read_only: bool = False
+    ) -> None:
+        self.settings = settings
+        self.read_only = read_only
+        self._lock = threading.Lock()  # in-memory state and the WAL buffer
+        self._io_lock = threading.Lock()  # WAL file writes and fsyncs; taken before _lock
+        self._closed = True  # until fully open, so __del__ of a failed open does nothing
+        self._failed: BaseException | None = None
+        self._storage: Storage = (
+            FolderStorage(Path(path), settings, read_only=read_only)
+            if path is not None
+            else MemoryStorage(settings)
+        )
+        self.path = self._storage.path
+        try:
+            loaded = self._storage.load()
+        except BaseException:
+            self._storage.close()
+            raise
+        self._partitions = loaded.manifest.partitions
+        self.store_id = loaded.manifest.store_id
+        self.recovery_problems = loaded.problems
+        self._segments: list[pa.Table] = loaded.segments
+        self._tail = Tail(loaded.tail)
+        self._ids = IdGenerator()
+        self._id_index: IdIndex | None = None
+        self._types: dict[str, bytes] = {}
+        self._entities: dict[str, tuple[int, bytes, int]] = {}  # id -> (number, utf8, partition)
+        self._keys = KeyTable()
+        self._versions = array("q")
+        self._entity_partition = array("h")
+        self._wal_buf = bytearray()
+        self._appended = 0  # bytes ever put in _wal_buf
+        self._synced = 0  # of those, bytes written and fsynced
+        self._rebuild()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if self._storage.durable and not read_only and settings.fsync != "always":
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="allsource-wal-flusher", daemon=True
+            )
+            self._flusher.start()
+        self._closed = False
+        _open_stores.add(self)
+
+    # -- open ----------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """Entity numbers, versions, next sequence and clock from everything loaded."""
+        last_seq = 0
+        last_rec = 0
+        tables = [*self._segments, self._tail.table()]
+        for table in tables:
+            if not table.num_rows:
+                continue
+            self._intern_entities(table.column("entity_id"))
+            nos = self._entity_numbers(table.column("entity_id"))
+            vers = table.column("version").to_numpy()
+            versions = np.frombuffer(self._versions, np.int64)
+            version_kernels.raise_to(nos, vers, versions)
+            del versions
+            last_seq = max(last_seq, int(pc.max(table.column("sequence")).as_py()))
+            last_rec = max(
+                last_rec, int(pc.max(table.column("recorded_at")).cast(pa.int64()).as_py())
+            )
+        self._next_seq = max(last_seq, self._storage_sealed_through()) + 1
+        self._last_rec = last_rec
+
+    def _storage_sealed_through(self) -> int:
+        manifest = getattr(self._storage, "manifest", None)
+        return manifest.sealed_through if manifest is not None else 0
+
+    def _intern_entities(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        from allsource_lab.arrowbuf import string_buffers
+
+        data, offsets = string_buffers(column)
+        before = len(self._keys)
+        numbers = self._keys.intern_many(data, offsets)
+        added = len(self._keys) - before
+        if added:
+            hashes = self._keys.hashes()[before:]
+            self._versions.frombytes(bytes(8 * added))
+            self._entity_partition.extend(partitions_of(hashes, self._partitions).tolist())
+        return numbers
+
+    def _entity_numbers(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        from allsource_lab.arrowbuf import string_buffers
+
+        data, offsets = string_buffers(column)
+        return self._keys.lookup_many(data, offsets)
+
+    # -- the single-event write path -----------------------------------------------------
+
+    def append(
+        self,
+        event_type: str,
+        entity_id: str,
+        payload: Any,
+        metadata: Any = None,
+        timestamp: Any = None,
+        event_id: Any = None,
+        expected_version: int | None = None,
+    ) -> Event:
+        """Append one event and return it as stored.
+
+        ``expected_version``: ``None`` accepts any version, ``0`` requires that the entity
+        does not exist yet, ``N`` that it is at version N. An ``event_id`` that is already
+        stored with the same content returns the stored event (a safe retry).
+
+        Raises:
+            InvalidEvent: bad input (names the field); nothing was written.
+            ConcurrencyError: ``expected_version`` did not match.
+            StorageError: the store is closed, read-only, or its disk failed.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> ev = store.append("order.placed", "order-17", {"amount": 42.5})
+        >>> (ev.sequence, ev.version, ev.payload)
+        (1, 1, {'amount': 42.5})
+        """
+        settings = self.settings
+        tb = self._types.get(event_type) if type(event_type) is str else None
+        if tb is None:
+            tb = self._new_type(event_type)
+        if type(payload) is dict:
+            try:
+                pb = _dumps(payload)
+            except (TypeError, orjson.JSONEncodeError):
+                pb = inputs.encode_json_object(payload, "payload", settings)
+            if (
+                b"null" in pb
+                or len(pb) > settings.max_payload_bytes
+                or pb.count(b"{") + pb.count(b"[") > settings.max_json_depth
+            ):
+                # The rare cases that need a closer look: NaN (orjson writes it as null),
+                # size, nesting depth.
+                pb = inputs.encode_json_object(payload, "payload", settings)
+        else:
+            pb = inputs.encode_json_object(payload, "payload", settings)
+        mb = (
+            _EMPTY_OBJECT
+            if metadata is None
+            else inputs.encode_json_object(metadata, "metadata", settings)
+        )
+        ts = None if timestamp is None else inputs.parse_time(timestamp)
+        eid = None if event_id is None else inputs.parse_event_id(event_id)
+        if expected_version is not None and (
+            type(expected_version) is not int or expected_version < 0
+        ):
+            raise InvalidEvent(
+                f"expected_version must be None or an int >= 0, not {expected_version!r}",
+                field="expected_version",
+            )
+        with self._lock:
+            if self._closed or self._failed or self.read_only:
+                self._refuse_write()
+            ent = self._entities.get(entity_id) if type(entity_id) is str else None
+            if ent is None:
+                ent = self._new_entity(entity_id)
+            no, eb, part = ent
+            if eid is not None:
+                existing = self._find_retry(eid, event_type, entity_id, pb, mb, ts)
+                if existing is not None:
+                    return existing
+            version = self._versions[no]
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(entity_id, expected_version, version)
+            version += 1
+            rec = _time_ns() // 1000
+            if rec <= self._last_rec:
+                rec = self._last_rec + 1  # recorded_at never goes backwards
+            self._last_rec = rec
+            if ts is None:
+                ts = rec
+            if eid is None:
+                eid = self._ids.next(rec // 1000)
+            seq = self._next_seq
+            body = (
+                _pack_single(
+                    1, seq, version, ts, rec, eid, -1, part, len(tb), len(eb), len(mb), len(pb)
+                )
+                + tb
+                + eb
+                + mb
+                + pb
+            )
+            framed = _pack_frame(len(body), _crc(body)) + body
+            self._wal_buf += framed
+            tail = self._tail
+            tail.pending += framed
+            tail.pending_count += 1
+            tail.count += 1
+            self._appended += len(framed)
+            target = self._appended
+            self._versions[no] = version
+            self._next_seq = seq + 1
+            busy = len(self._wal_buf) > settings.wal_buffer_bytes
+            full = tail.count >= settings.checkpoint_every_events
+        if settings.fsync == "always":
+            self._write_wal(sync=True, target=target)
+        elif busy:
+            self._write_wal(sync=False)
+        if full:
+            self.checkpoint()
+        return Event(seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, None)
+
+    def _new_type(self, event_type: object) -> bytes:
+        tb = inputs.check_event_type(event_type, self.settings)
+        self._types[event_type] = tb  # type: ignore[index]
+        return tb
+
+    def _new_entity(self, entity_id: object) -> tuple[int, bytes, int]:
+        eb = inputs.check_entity_id(entity_id, self.settings)
+        no = self._keys.intern(eb)
+        if no == len(self._versions):
+            self._versions.append(0)
+            self._entity_partition.append(int(self._keys.hash_of(no) % self._partitions))
+        ent = (no, eb, self._entity_partition[no])
+        self._entities[entity_id] = ent  # type: ignore[index]
+        return ent
+
+    def _refuse_write(self) -> None:
+        if self._failed is not None:
+            raise StorageError(
+                f"the store stopped accepting writes after a disk error ({self._failed}); "
+                "acknowledged events are safe — close and reopen the store"
+            )
+        if self.read_only:
+            raise StorageError("the store was opened with read_only=True; open it for writing")
+        raise StorageError("the store is closed; open it again with asl.open(...)")
+
+    # -- batches -------------------------------------------------------------------------
+
+    def append_batch(
+        self, data: Any, expected_versions: Mapping[str, int] | None = None
+    ) -> BatchResult:
+        """Append many events atomically: all of them are written, or none.
+
+        ``data`` is a pandas DataFrame, a pyarrow Table/RecordBatch or an iterable of dicts
+        with columns ``event_type``, ``entity_id``, ``payload`` (dict or JSON text) and
+        optionally ``timestamp``, ``metadata``, ``event_id``. ``expected_versions`` maps
+        entity ids to the version each must be at before the batch.
+
+        Raises:
+            InvalidEvent: naming the first bad row and field; nothing was written.
+            ConcurrencyError: an expected version did not match; nothing was written.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> res = store.append_batch([
+        ...     {"event_type": "a", "entity_id": "x", "payload": {"n": 1}},
+        ...     {"event_type": "b", "entity_id": "x", "payload": '{"n": 2}'},
+        ... ])
+        >>> (res.first_sequence, res.last_sequence, res.count)
+        (1, 2, 2)
+        """
+        batch = inputs.normalize_batch(data, self.settings)
+        if expected_versions is not None and not isinstance(expected_versions, Mapping):
+            raise InvalidEvent(
+                "expected_versions must be a mapping of entity_id to version",
+                field="expected_versions",
+            )
+        with self._lock:
+            if self._closed or self._failed or self.read_only:
+                self._refuse_write()
+            if batch.event_id_given is not None:
+                kept, dup_seqs = self._drop_retries(batch)
+                if kept is None:
+                    return BatchResult(int(dup_seqs.min()), int(dup_seqs.max()), 0, len(dup_seqs))
+                duplicates = len(dup_seqs)
+                batch = kept
+            else:
+                duplicates = 0
+            if expected_versions:
+                self._check_expected(expected_versions)
+            n = batch.n
+            if n == 0:
+                raise InvalidEvent("the batch is empty; nothing to append")
+            nos = self._intern_entities(batch.entity_id)
+            versions = np.frombuffer(self._versions, np.int64)
+            assigned = version_kernels.assign(nos, versions)
+            try:
+                rec = max(_time_ns() // 1000, self._last_rec + 1)
+                first = self._next_seq
+                cols = self._batch_columns(batch, nos, assigned, first, rec)
+                pieces = encode_batch(first, rec, cols)
+                length = sum(len(p) for p in pieces)
+                crc = 0
+                for p in pieces:
+                    crc = _crc(p, crc)
+                record = _pack_frame(length, crc) + b"".join(pieces)
+                record_batch = to_record_batch(cols)
+            except BaseException:
+                version_kernels.undo(nos, assigned, versions)
+                raise
+            finally:
+                del versions
+            self._wal_buf += record
+            self._appended += len(record)
+            target = self._appended
+            self._tail.add_batch(record_batch)
+            self._last_rec = rec
+            self._next_seq = first + n
+            full = self._tail.count >= self.settings.checkpoint_every_events
+        if self._storage.durable and not self.read_only:
+            self._write_wal(sync=self.settings.fsync != "never", target=target)
+        if full:
+            self.checkpoint()
+        return BatchResult(first, first + n - 1, n, duplicates)
+
+    def _batch_columns(
+        self, batch: inputs.BatchInput, nos: np.ndarray, assigned: np.ndarray, first: int, rec: int
+    ) -> ColumnBatch:
+        from allsource_lab.arrowbuf import string_buffers
+
+        n = batch.n
+        if batch.timestamp is None:
+            ts = np.full(n, rec, np.int64)
+        else:
+            ts = np.where(batch.timestamp == inputs.MISSING_TIME, rec, batch.timestamp)
+        ids = self._ids.next_many(rec // 1000, n)
+        if batch.event_id is not None and batch.event_id_given is not None:
+            given = np.repeat(batch.event_id_given, 16)
+            ids = np.where(given, batch.event_id, ids)
+        partitions = np.frombuffer(self._entity_partition, np.int16)[nos].copy()
+        if batch.metadata is None:
+            meta_off = np.arange(0, 2 * n + 1, 2, dtype=np.int64)
+            meta_data = np.frombuffer(_EMPTY_OBJECT * n, np.uint8)
+        else:
+            meta_data, meta_off = batch.metadata
+        t_data, t_off = string_buffers(batch.event_type)
+        e_data, e_off = string_buffers(batch.entity_id)
+        p_data, p_off = batch.payload
+        return ColumnBatch(
+            sequence=np.arange(first, first + n, dtype=np.int64),
+            version=assigned,
+            timestamp=ts.astype(np.int64, copy=False),
+            recorded=np.full(n, rec, np.int64),
+            event_id=ids,
+            schema_version=np.full(n, -1, np.int32),
+            partition=partitions,
+            event_type=(t_off, t_data),
+            entity_id=(e_off, e_data),
+            metadata=(meta_off, meta_data),
+            payload=(p_off, p_data),
+        )
+
+    def _check_expected(self, expected: Mapping[str, int]) -> None:
+        for entity_id, want in expected.items():
+            if type(want) is not int or want < 0:
+                raise InvalidEvent(
+                    f"expected version for {entity_id!r} must be an int >= 0, not {want!r}",
+                    field="expected_versions",
+                )
+            eb = inputs.check_entity_id(entity_id, self.settings)
+            no = self._keys.lookup(eb)
+            actual = self._versions[no] if no >= 0 else 0
+            if actual != want:
+                raise ConcurrencyError(entity_id, want, actual)
+
+    # -- idempotent retries ----------------------------------------------------------------
+
+    def _index_ids(self) -> IdIndex:
+        index = self._id_index
+        if index is None:
+            index = self._id_index = IdIndex()
+        if index.through < self._next_seq - 1:
+            for table in [*self._segments, self._tail.table()]:
+                if not table.num_rows:
+                    continue
+                seq = table.column("sequence")
+                if int(pc.max(seq).as_py()) <= index.through:
+                    continue
+                part = table.filter(pc.greater(seq, index.through)).sort_by("sequence")
+                ids = part.column("event_id").combine_chunks().storage
+                raw = np.frombuffer(ids.buffers()[1], np.uint8)[
+                    ids.offset * 16 : (ids.offset + len(ids)) * 16
+                ]
+                index.extend(raw, part.column("sequence").to_numpy())
+        return index
+
+    def _find_retry(
+        self, eid: bytes, event_type: str, entity_id: str, pb: bytes, mb: bytes, ts: int | None
+    ) -> Event | None:
+        seq = self._index_ids().lookup(eid)
+        if seq < 0:
+            return None
+        stored = self._event_at(seq, locked=True)
+        same = (
+            stored.event_type == event_type
+            and stored.entity_id == entity_id
+            and stored.payload == orjson.loads(pb)
+            and stored.metadata == orjson.loads(mb)
+            and (ts is None or ts == stored.timestamp_us)
+        )
+        if not same:
+            raise InvalidEvent(
+                f"event_id {stored.event_id} is already stored (sequence {seq}) with "
+                "different content; use a new event_id for a new event",
+                field="event_id",
+            )
+        return stored
+
+    def _drop_retries(
+        self, batch: inputs.BatchInput
+    ) -> tuple[inputs.BatchInput | None, np.ndarray]:
+        assert batch.event_id is not None and batch.event_id_given is not None
+        given = batch.event_id_given
+        rows = np.nonzero(given)[0]
+        ids = batch.event_id.reshape(-1, 16)[rows]
+        # Inside the batch: the same id twice is a mistake, not a retry.
+        _, first_idx, counts = np.unique(ids, axis=0, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            dup = ids[first_idx[np.argmax(counts > 1)]]
+            where = rows[(ids == dup).all(axis=1)]
+            raise InvalidEvent(
+                f"event_id appears twice in the batch (rows {int(where[0])} and {int(where[1])})",
+                row=int(where[1]),
+                field="event_id",
+            )
+        seqs = self._index_ids().lookup_many(ids.reshape(-1))
+        hit = seqs >= 0
+        if not hit.any():
+            return batch, np.empty(0, np.int64)
+        dup_rows = rows[hit]
+        payloads = _texts(batch.payload, dup_rows)
+        metas = _texts(batch.metadata, dup_rows) if batch.metadata is not None else None
+        types = batch.event_type.take(pa.array(dup_rows)).to_pylist()
+        ents = batch.entity_id.take(pa.array(dup_rows)).to_pylist()
+        for k, (row, seq) in enumerate(zip(dup_rows.tolist(), seqs[hit].tolist(), strict=True)):
+            stored = self._event_at(seq, locked=True)
+            ts_ok = (
+                batch.timestamp is None
+                or batch.timestamp[row] == inputs.MISSING_TIME
+                or batch.timestamp[row] == stored.timestamp_us
+            )
+            same = (
+                stored.event_type == types[k]
+                and stored.entity_id == ents[k]
+                and stored.payload == orjson.loads(payloads[k])
+                and stored.metadata == (orjson.loads(metas[k]) if metas else {})
+                and ts_ok
+            )
+            if not same:
+                raise InvalidEvent(
+                    f"event_id {stored.event_id} is already stored (sequence {seq}) with "
+                    "different content; use a new event_id for a new event",
+                    row=row,
+                    field="event_id",
+                )
+        keep = np.ones(batch.n, np.bool_)
+        keep[dup_rows] = False
+        if not keep.any():
+            return None, seqs[hit]
+        return _take_rows(batch, np.nonzero(keep)[0]), seqs[hit]
+
+    # -- durability ----------------------------------------------------------------------
+
+    def _write_wal(self, *, sync: bool, target: int | None = None) -> None:
+        """Write the WAL buffer out (and fsync it if ``sync``): one caller writes for all.
+
+        Group commit: a thread that finds its bytes already written and synced by another
+        returns at once; otherwise it takes everything buffered so far.
+        """
+        with self._io_lock:
+            if target is not None and sync and self._synced >= target:
+                return
+            with self._lock:
+                data = self._wal_buf
+                self._wal_buf = bytearray()
+                upto = self._appended
+                next_seq = self._next_seq
+                if self._closed and not data:
+                    return
+            try:
+                if data:
+                    self._storage.write_log(data)
+                if sync:
+                    self._storage.sync_log()
+                    self._synced = upto
+                if self._storage.log_size() > self.settings.wal_segment_bytes:
+                    self._storage.rotate_log(next_seq)
+            except OSError as exc:
+                # Never retry an fsync: the kernel may have dropped the dirty pages.
+                self._failed = exc
+                raise StorageError(
+                    f"the WAL could not be written or synced ({exc}); the store refuses "
+                    "further writes — reopen it once the disk is healthy"
+                ) from exc
+
+    def _flush_loop(self) -> None:
+        interval = self.settings.fsync_interval_s
+        sync = self.settings.fsync == "interval"
+        while not self._stop.wait(interval):
+            if self._failed is not None:
+                return
+            try:
+                if self._wal_buf or (sync and self._synced < self._appended):
+                    self._write_wal(sync=sync)
+            except StorageError:
+                return
+
+    def flush(self) -> None:
+        """Write and fsync everything appended so far.
+
+        >>> import allsource_lab as asl
+        >>> asl.open().flush()
+        """
+        if self._closed or self.read_only or not self._storage.durable:
+            return
+        self._write_wal(sync=True)
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Seal the tail into a Parquet segment; returns what was sealed (or None if empty).
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("a", "x", {})
+        >>> store.checkpoint()["events"]
+        1
+        """
+        with self._io_lock, self._lock:
+            if self._closed or self._failed or self.read_only:
+                self._refuse_write()
+            if self._tail.count == 0:
+                return None
+            started = time.perf_counter()
+            data = self._wal_buf
+            self._wal_buf = bytearray()
+            try:
+                if data:
+                    self._storage.write_log(data)
+                table = self._tail.table()
+                through = self._next_seq - 1
+                ordered = self._storage.seal(table, through, self.settings)
+            except OSError as exc:
+                self._failed = exc
+                raise StorageError(
+                    f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
+                    "WAL still holds it. Free space or fix the disk, then reopen."
+                ) from exc
+            self._segments.append(ordered)
+            self._tail = Tail()
+            self._synced = self._appended
+            return {
+                "events": ordered.num_rows,
+                "through_sequence": through,
+                "seconds": time.perf_counter() - started,
+            }
+
+    def close(self) -> None:
+        """Checkpoint, stop the flusher, release the lock. Safe to call twice."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        try:
+            if not self.read_only and self._failed is None and self._storage.durable:
+                self.checkpoint()
+                self._write_wal(sync=True)
+        finally:
+            with self._lock:
+                self._closed = True
+            self._storage.close()
+            _open_stores.discard(self)
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Releasing the lock on garbage collection lets a notebook re-open a folder after
+        # dropping its last reference without an explicit close().
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def events(
+        self,
+        entity_id: str | None = None,
+        event_type: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        as_of: Any = None,
+        known_at: Any = None,
+        after: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> EventFrame:
+        """Events matching every given filter, in sequence order (lazy).
+
+        ``since`` is inclusive and ``until`` exclusive (event time); ``as_of`` keeps events
+        whose event time is <= it, ``known_at`` those recorded by it; ``after`` is a
+        sequence cursor (e.g. a previous frame's ``next_cursor``).
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("a", "x", {"n": 1}); _ = store.append("b", "y", {"n": 2})
+        >>> [e.entity_id for e in store.events(event_type="b")]
+        ['y']
+        """
+        query = Query(
+            entity_id=entity_id,
+            event_type=event_type,
+            since=None if since is None else inputs.parse_time(since, "since"),
+            until=None if until is None else inputs.parse_time(until, "until"),
+            as_of=None if as_of is None else inputs.parse_time(as_of, "as_of"),
+            known_at=None if known_at is None else inputs.parse_time(known_at, "known_at"),
+            after=after,
+            limit=limit,
+            reverse=reverse,
+        )
+        query.check()
+        return EventFrame(self._select, query)
+
+    def _tables(self) -> list[pa.Table]:
+        with self._lock:
+            return self._tables_locked()
+
+    def _tables_locked(self) -> list[pa.Table]:
+        return [*self._segments, self._tail.table()]
+
+    def _select(self, query: Query) -> pa.Table:
+        parts = []
+        for table in self._tables():
+            if table.num_rows:
+                mask = query.mask(table)
+                parts.append(table if mask is None else table.filter(mask))
+        if not parts:
+            return EVENT_SCHEMA.empty_table()
+        result = pa.concat_tables(parts).sort_by(
+            [("sequence", "descending" if query.reverse else "ascending")]
+        )
+        if query.limit is not None:
+            result = result.slice(0, query.limit)
+        return result
+
+    def _event_at(self, seq: int, *, locked: bool = False) -> Event:
+        for table in self._tables_locked() if locked else self._tables():
+            if not table.num_rows:
+                continue
+            col = table.column("sequence")
+            idx = pc.index(col, seq).as_py()
+            if idx >= 0:
+                return _events_of(table.slice(idx, 1))[0]
+        raise NotFound(f"no event with sequence {seq}")
+
+    def get(self, event_id: Any) -> Event:
+        """The event with this id.
+
+        Raises:
+            NotFound: no such event.
+        """
+        eid = inputs.parse_event_id(event_id)
+        with self._lock:
+            seq = self._index_ids().lookup(eid)
+        if seq < 0:
+            raise NotFound(f"no event with event_id {event_id}")
+        return self._event_at(seq)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and facts about the store.
+
+        >>> import allsource_lab as asl
+        >>> asl.open().stats()["events"]
+        0
+        """
+        with self._lock:
+            versions = np.frombuffer(self._versions, np.int64)
+            entities = int(np.count_nonzero(versions)) if len(versions) else 0
+            del versions
+            types: set[str] = set()
+            for table in [*self._segments, self._tail.table()]:
+                if table.num_rows:
+                    types.update(pc.unique(table.column("event_type")).to_pylist())
+            return {
+                "path": None if self.path is None else str(self.path),
+                "events": self._next_seq - 1,
+                "entities": entities,
+                "event_types": len(types),
+                "last_sequence": self._next_seq - 1,
+                "segments": len(self._segments),
+                "sealed_events": sum(t.num_rows for t in self._segments),
+                "tail_events": self._tail.count,
+                "wal_bytes_buffered": len(self._wal_buf),
+                "partitions": self._partitions,
+                "fsync": self.settings.fsync,
+                "read_only": self.read_only,
+                "recovery_problems": list(self.recovery_problems),
+            }
+
+    def verify(self) -> IntegrityReport:
+        """Recompute every checksum and check the log's invariants; never raises for damage.
+
+        >>> import allsource_lab as asl
+        >>> asl.open().verify().ok
+        True
+        """
+        problems, checked = self._storage.verify()
+        problems.extend(check_tables(self._tables()))
+        return IntegrityReport(ok=not problems, problems=problems, files_checked=checked)
+
+    def __repr__(self) -> str:
+        where = "memory" if self.path is None else str(self.path)
+        return f"<EventStore {where}: {self._next_seq - 1} events>"
+
+
+def _texts(col: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray) -> list[bytes]:
+    assert col is not None
+    data, offsets = col
+    return [data[offsets[r] : offsets[r + 1]].tobytes() for r in rows.tolist()]
+
+
+def _take_rows(batch: inputs.BatchInput, rows: np.ndarray) -> inputs.BatchInput:
+    idx = pa.array(rows)
+
+    def take_text(
+        col: tuple[np.ndarray, np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if col is None:
+            return None
+        pieces = _texts(col, rows)
+        offsets = np.zeros(len(pieces) + 1, np.int64)
+        np.cumsum([len(p) for p in pieces], out=offsets[1:])
+        return np.frombuffer(b"".join(pieces), np.uint8), offsets
+
+    ids = None if batch.event_id is None else batch.event_id.reshape(-1, 16)[rows].reshape(-1)
+    payload = take_text(batch.payload)
+    assert payload is not None
+    return inputs.BatchInput(
+        n=len(rows),
+        event_type=batch.event_type.take(idx),
+        entity_id=batch.entity_id.take(idx),
+        payload=payload,
+        metadata=take_text(batch.metadata),
+        timestamp=None if batch.timestamp is None else batch.timestamp[rows],
+        event_id=ids,
+        event_id_given=None if batch.event_id_given is None else batch.event_id_given[rows],
+    )
+
+
+def _events_of(table: pa.Table) -> list[Event]:
+    """Events from rows of an EVENT_SCHEMA table."""
+    cols = {name: table.column(name) for name in table.column_names}
+    ids = cols["event_id"].combine_chunks().storage.to_pylist()
+    ts = cols["timestamp"].cast(pa.int64()).to_pylist()
+    rec = cols["recorded_at"].cast(pa.int64()).to_pylist()
+    payload = cols["payload"].combine_chunks().storage.to_pylist()
+    metadata = cols["metadata"].combine_chunks().storage.to_pylist()
+    return [
+        Event(s, t, e, v, a, r, i, p, m, part, sv)
+        for s, t, e, v, a, r, i, p, m, part, sv in zip(
+            cols["sequence"].to_pylist(),
+            cols["event_type"].to_pylist(),
+            cols["entity_id"].to_pylist(),
+            cols["version"].to_pylist(),
+            ts,
+            rec,
+            ids,
+            payload,
+            metadata,
+            cols["partition"].to_pylist(),
+            cols["schema_version"].to_pylist(),
+            strict=True,
+        )
+    ]

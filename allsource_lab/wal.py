@@ -1,0 +1,245 @@
+"""The write-ahead log: files of checksummed frames under ``<store>/wal/``.
+
+A frame is ``u32 length, u32 crc32c(body), body``; a file is an 8-byte magic followed
+by frames, and is named after the sequence of the first event it may hold, so that the
+files that only hold sealed events can be found by name alone. Framing knows nothing
+about what a body means (``records.py`` does).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crc32c
+import numpy as np
+
+from allsource_lab.errors import CorruptionError, StorageError
+from allsource_lab.kernels import frames
+from allsource_lab.manifest import fsync_folder
+
+__all__ = ["FRAME", "MAGIC", "LogScan", "WriteAheadLog", "frame"]
+
+MAGIC = b"ASLWAL\x00\x01"
+FRAME = struct.Struct("<II")
+# A batch of a few million events is one record; anything longer is damage.
+MAX_RECORD_BYTES = 2**31 - 1
+
+
+def frame(body: bytes) -> bytes:
+    """One framed record.
+
+    >>> frame(b"x")[:4]
+    b'\\x01\\x00\\x00\\x00'
+    """
+    return FRAME.pack(len(body), crc32c.crc32c(body)) + body
+
+
+@dataclass(slots=True)
+class LogFile:
+    """The valid frames of one WAL file, as offsets into its bytes."""
+
+    path: Path
+    data: np.ndarray
+    starts: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LogScan:
+    """What reading the WAL found: the files' good frames and every problem met."""
+
+    files: list[LogFile] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    truncated: list[tuple[str, int]] = field(default_factory=list)  # (file, cut at byte)
+    damaged_last_file: bool = False
+
+
+class WriteAheadLog:
+    """Appends frames to the newest WAL file, rotates, syncs, and reads them all back."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+        self._size = 0
+        self.current: Path | None = None
+
+    # -- naming ------------------------------------------------------------------------
+
+    @staticmethod
+    def file_name(first_sequence: int) -> str:
+        return f"{first_sequence:020d}.wal"
+
+    def files(self) -> list[Path]:
+        """WAL files, oldest first (their names sort by first sequence)."""
+        return sorted(self.folder.glob("*.wal"))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def open_for_append(self, next_sequence: int, *, fresh: bool = False) -> None:
+        """Append to the newest file, or start one at ``next_sequence`` if none (or fresh)."""
+        existing = self.files()
+        if existing and not fresh:
+            path = existing[-1]
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd, self._size, self.current = fd, os.fstat(fd).st_size, path
+        else:
+            self._start(next_sequence)
+
+    def _start(self, first_sequence: int) -> None:
+        path = self.folder / self.file_name(first_sequence)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.write(fd, MAGIC)
+        os.fsync(fd)
+        fsync_folder(self.folder)
+        self._fd, self._size, self.current = fd, len(MAGIC), path
+
+    @property
+    def size(self) -> int:
+        """Bytes in the current file."""
+        return self._size
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Write framed records at the end of the current file (no fsync)."""
+        fd = self._require_fd()
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+                self._size += n
+        except OSError as exc:
+            raise StorageError(
+                f"writing the WAL {self.current} failed ({exc}); nothing after the last "
+                "acknowledged event was kept — free space or fix the disk, then reopen"
+            ) from exc
+
+    def sync(self) -> None:
+        """fsync the current file."""
+        os.fsync(self._require_fd())
+
+    def rotate(self, next_sequence: int) -> None:
+        """Close the current file (durably) and start a new one at ``next_sequence``."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        self._start(next_sequence)
+
+    def remove_before_current(self) -> int:
+        """Delete every file older than the current one; returns how many."""
+        removed = 0
+        for path in self.files():
+            if path != self.current:
+                path.unlink()
+                removed += 1
+        if removed:
+            fsync_folder(self.folder)
+        return removed
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise StorageError("the WAL is closed; reopen the store")
+        return self._fd
+
+    # -- reading -----------------------------------------------------------------------
+
+    def scan(self, mode: str, *, repair: bool) -> LogScan:
+        """Read and check every frame of every file.
+
+        A bad frame in the newest file with no valid frame after it is a torn tail (a
+        write cut short by a crash): ``strict`` refuses it, the other modes drop it —
+        and, when ``repair`` is set, cut the file there so new appends follow good data.
+        Anything else bad is corruption: ``salvage`` skips to the next valid frame and
+        reports it, the other modes raise.
+
+        Raises:
+            CorruptionError: naming the file and byte offset.
+        """
+        result = LogScan()
+        paths = self.files()
+        for i, path in enumerate(paths):
+            raw = path.read_bytes()
+            last = i == len(paths) - 1
+            if raw[: len(MAGIC)] != MAGIC:
+                if last and len(raw) < len(MAGIC) and MAGIC.startswith(raw):
+                    # Crashed while creating the file: nothing in it was acknowledged.
+                    result.problems.append(f"{path}: incomplete file header (torn)")
+                    result.truncated.append((str(path), 0))
+                    if mode == "strict":
+                        raise CorruptionError(
+                            "incomplete WAL file header (the store crashed while "
+                            "starting this file); open with recovery='truncate_tail'",
+                            path=str(path),
+                            offset=0,
+                        )
+                    if repair:
+                        path.unlink()
+                    continue
+                if mode != "salvage":
+                    raise CorruptionError(
+                        "not a WAL file (bad magic); open with recovery='salvage' to skip it",
+                        path=str(path),
+                        offset=0,
+                    )
+                result.problems.append(f"{path}: not a WAL file (bad magic), skipped")
+                continue
+            data = np.frombuffer(raw, dtype=np.uint8)
+            log_file = LogFile(path, data)
+            result.files.append(log_file)
+            self._scan_file(log_file, last, mode, repair, result)
+        return result
+
+    def _scan_file(
+        self, log_file: LogFile, last: bool, mode: str, repair: bool, result: LogScan
+    ) -> None:
+        data, path = log_file.data, log_file.path
+        end = len(data)
+        p = len(MAGIC)
+        while p < end:
+            starts, status, stop = frames.scan(data, p, end, MAX_RECORD_BYTES)
+            log_file.starts.append(starts)
+            if status == frames.OK:
+                return
+            why = frames.STATUS_TEXT[status]
+            following = frames.next_valid(data, stop + 1, end, MAX_RECORD_BYTES)
+            if last and following < 0:
+                # Torn tail: the final write never completed.
+                result.problems.append(f"{path}: torn final record at byte {stop} ({why})")
+                if mode == "strict":
+                    raise CorruptionError(
+                        f"torn final record ({why}); open with recovery='truncate_tail' "
+                        "to drop it (it was never acknowledged under fsync='always')",
+                        path=str(path),
+                        offset=stop,
+                    )
+                result.truncated.append((str(path), stop))
+                if repair:
+                    with open(path, "r+b") as fh:
+                        fh.truncate(stop)
+                        os.fsync(fh.fileno())
+                return
+            if mode != "salvage":
+                raise CorruptionError(
+                    f"WAL record damaged ({why}) with valid records after it; run "
+                    "store.verify() on a read-only open, or open with recovery='salvage' "
+                    "to skip damaged records",
+                    path=str(path),
+                    offset=stop,
+                )
+            skipped_to = following if following >= 0 else end
+            result.problems.append(f"{path}: skipped damaged bytes {stop}..{skipped_to} ({why})")
+            if last:
+                result.damaged_last_file = True
+            if following < 0:
+                return
+            p = following

@@ -1,0 +1,38 @@
+"""Fixtures shared by the suite: the store contract runs on both storages."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import allsource_lab as asl
+
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(params=["memory", "folder"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """Opens stores of one kind; every store it opened is closed afterwards."""
+    opened: list[asl.EventStore] = []
+    path = tmp_path / "store.events"
+
+    def factory(**settings: object) -> asl.EventStore:
+        store = asl.open(None if request.param == "memory" else path, **settings)
+        opened.append(store)
+        return store
+
+    factory.kind = request.param  # type: ignore[attr-defined]
+    factory.path = path  # type: ignore[attr-defined]
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(store_factory: object) -> asl.EventStore:
+    return store_factory()  # type: ignore[operator]

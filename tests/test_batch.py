@@ -1,0 +1,204 @@
+"""append_batch: every input form, atomicity, and the errors that name the row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import allsource_lab as asl
+
+
+def rows(n: int, entities: int = 3) -> list[dict]:
+    return [
+        {"event_type": f"t{i % 2}", "entity_id": f"e{i % entities}", "payload": {"i": i}}
+        for i in range(n)
+    ]
+
+
+def contents(store: asl.EventStore) -> list[tuple]:
+    return [(e.sequence, e.entity_id, e.version, e.payload) for e in store.events()]
+
+
+def test_dicts_pandas_and_arrow_give_the_same_events(store_factory):
+    data = rows(10)
+    results = []
+    for form in (
+        data,
+        pd.DataFrame(data),
+        pa.Table.from_pandas(
+            pd.DataFrame(
+                {
+                    "event_type": [r["event_type"] for r in data],
+                    "entity_id": [r["entity_id"] for r in data],
+                    "payload": [f'{{"i":{r["payload"]["i"]}}}' for r in data],
+                }
+            )
+        ),
+    ):
+        store = asl.open()
+        res = store.append_batch(form)
+        assert (res.first_sequence, res.last_sequence, res.count) == (1, 10, 10)
+        results.append(contents(store))
+    assert results[0] == results[1] == results[2]
+    assert [v for _, _, v, _ in results[0][:6]] == [1, 1, 1, 2, 2, 2]
+
+
+def test_record_batch_with_payload_json_text(store):
+    batch = pa.RecordBatch.from_pydict(
+        {"event_type": ["a", "b"], "entity_id": ["x", "x"], "payload": ['{"n":1}', '{"n":2}']}
+    )
+    store.append_batch(batch)
+    assert [e.payload for e in store.events()] == [{"n": 1}, {"n": 2}]
+
+
+def test_batch_versions_continue_from_single_appends(store):
+    store.append("t", "e0", {})
+    store.append_batch(rows(6))
+    store.append("t", "e0", {})
+    versions = {}
+    for e in store.events():
+        versions.setdefault(e.entity_id, []).append(e.version)
+    assert versions == {"e0": [1, 2, 3, 4], "e1": [1, 2], "e2": [1, 2]}
+
+
+def test_optional_columns_timestamp_metadata_event_id(store):
+    t = dt.datetime(2021, 3, 4, tzinfo=dt.UTC)
+    ids = [uuid.uuid4(), None]
+    store.append_batch(
+        [
+            {
+                "event_type": "a",
+                "entity_id": "x",
+                "payload": {},
+                "timestamp": t,
+                "metadata": {"m": 1},
+                "event_id": ids[0],
+            },
+            {"event_type": "a", "entity_id": "x", "payload": {}},
+        ]
+    )
+    first, second = list(store.events())
+    assert first.timestamp == t and first.metadata == {"m": 1} and first.event_id == ids[0]
+    assert second.metadata == {} and second.event_id.version == 7
+    assert second.timestamp == second.recorded_at
+
+
+def test_pandas_timestamp_column_with_timezone(store):
+    df = pd.DataFrame(rows(3))
+    df["timestamp"] = pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"]).tz_localize("UTC")
+    store.append_batch(df)
+    assert [e.timestamp.day for e in store.events()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("change", "row", "field"),
+    [
+        ({"event_type": ""}, 3, "event_type"),
+        ({"event_type": None}, 3, "event_type"),
+        ({"entity_id": ""}, 3, "entity_id"),
+        ({"entity_id": "x" * 256}, 3, "entity_id"),
+        ({"payload": [1]}, 3, "payload"),
+        ({"payload": "[1]"}, 3, "payload"),
+        ({"payload": "{bad"}, 3, "payload"),
+        ({"payload": None}, 3, "payload"),
+        ({"payload": {"x": float("nan")}}, 3, "payload"),
+        ({"timestamp": dt.datetime(2020, 1, 1)}, 3, "timestamp"),
+        ({"timestamp": "nope"}, 3, "timestamp"),
+        ({"event_id": "zzz"}, 3, "event_id"),
+        ({"metadata": "[]"}, 3, "metadata"),
+    ],
+)
+def test_a_bad_row_rejects_the_whole_batch_and_names_row_and_field(store, change, row, field):
+    store.append("t", "e0", {})
+    data = rows(6)
+    data[row] = {**data[row], **change}
+    with pytest.raises(asl.InvalidEvent) as info:
+        store.append_batch(data)
+    assert info.value.row == row and info.value.field == field
+    assert f"row {row}" in str(info.value)
+    assert store.stats()["events"] == 1
+    assert store.append("t", "e0", {}).version == 2
+
+
+def test_bad_json_text_row_in_arrow_is_named(store):
+    table = pa.table(
+        {"event_type": ["a"] * 3, "entity_id": ["x"] * 3, "payload": ["{}", '{"a":1}', '{"a":']}
+    )
+    with pytest.raises(asl.InvalidEvent) as info:
+        store.append_batch(table)
+    assert info.value.row == 2 and info.value.field == "payload"
+
+
+def test_naive_timestamp_column_is_refused(store):
+    df = pd.DataFrame(rows(2))
+    df["timestamp"] = pd.to_datetime(["2021-01-01", "2021-01-02"])
+    with pytest.raises(asl.InvalidEvent, match="timezone"):
+        store.append_batch(df)
+
+
+def test_missing_required_column_is_refused(store):
+    with pytest.raises(asl.InvalidEvent, match="payload"):
+        store.append_batch([{"event_type": "a", "entity_id": "x"}])
+    with pytest.raises(asl.InvalidEvent):
+        store.append_batch("not a batch")
+
+
+def test_expected_versions_are_checked_before_anything_is_written(store):
+    store.append_batch(rows(3))
+    with pytest.raises(asl.ConcurrencyError) as info:
+        store.append_batch(rows(3), expected_versions={"e0": 1, "e1": 5})
+    assert (info.value.entity_id, info.value.expected, info.value.actual) == ("e1", 5, 1)
+    assert store.stats()["events"] == 3
+    res = store.append_batch(rows(3), expected_versions={"e0": 1, "e1": 1, "new": 0})
+    assert res.count == 3
+
+
+def test_retried_batch_with_same_event_ids_is_not_written_twice(store):
+    data = [{**r, "event_id": uuid.uuid4()} for r in rows(5)]
+    first = store.append_batch(data)
+    again = store.append_batch(data)
+    assert again.count == 0 and again.duplicates == 5
+    assert (again.first_sequence, again.last_sequence) == (
+        first.first_sequence,
+        first.last_sequence,
+    )
+    assert store.stats()["events"] == 5
+    changed = [dict(r) for r in data]
+    changed[2]["payload"] = {"other": True}
+    with pytest.raises(asl.InvalidEvent) as info:
+        store.append_batch(changed)
+    assert info.value.row == 2 and "already stored" in str(info.value)
+
+
+def test_same_event_id_twice_in_one_batch_is_refused(store):
+    eid = uuid.uuid4()
+    data = rows(3)
+    data[0]["event_id"] = eid
+    data[2]["event_id"] = eid
+    with pytest.raises(asl.InvalidEvent, match="twice") as info:
+        store.append_batch(data)
+    assert info.value.row == 2
+    assert store.stats()["events"] == 0
+
+
+def test_large_batch_versions_match_a_python_model(store):
+    n = 50_000
+    df = pd.DataFrame(
+        {
+            "event_type": ["t"] * n,
+            "entity_id": [f"e{(i * 7919) % 1000}" for i in range(n)],
+            "payload": ['{"v":1}'] * n,
+        }
+    )
+    store.append_batch(df)
+    table = store.events().to_arrow()
+    model: dict[str, int] = {}
+    expected = []
+    for entity in df["entity_id"]:
+        model[entity] = model.get(entity, 0) + 1
+        expected.append(model[entity])
+    assert table.column("version").to_pylist() == expected
