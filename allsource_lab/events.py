@@ -190,7 +190,7 @@ class IdGenerator:
     True
     """
 
-    __slots__ = ("_counter", "_ms")
+    __slots__ = ("_counter", "_ms", "_value")
 
     _COUNTER_BITS = 74
     _LOW_MASK = (1 << 62) - 1
@@ -198,18 +198,27 @@ class IdGenerator:
     def __init__(self) -> None:
         self._ms = -1
         self._counter = 0
+        self._value = 0
 
     def next(self, now_ms: int) -> bytes:
-        if now_ms > self._ms:
+        if now_ms <= self._ms:
+            # Same millisecond (or a clock step back): the next id is the last plus one,
+            # unless that carries out of the low 62 bits into the variant field.
+            value = self._value + 1
+            if value & self._LOW_MASK:
+                self._value = value
+                self._counter += 1
+                return value.to_bytes(16, "big")
+            self._counter += 1
+        else:
             self._ms = now_ms
             # Leave the top bit clear so a millisecond never overflows into the next.
             self._counter = random.getrandbits(self._COUNTER_BITS - 1)
-        else:
-            self._counter += 1
         c = self._counter
         value = (
             (self._ms << 80) | (0x7 << 76) | ((c >> 62) << 64) | (0b10 << 62) | (c & self._LOW_MASK)
         )
+        self._value = value
         return value.to_bytes(16, "big")
 
     def next_many(self, now_ms: int, n: int) -> np.ndarray:
@@ -228,7 +237,10 @@ class IdGenerator:
         else:
             self._counter += 1
         start = self._counter
-        self._counter = start + n - 1
+        self._counter = c = start + n - 1
+        self._value = (
+            (self._ms << 80) | (0x7 << 76) | ((c >> 62) << 64) | (0b10 << 62) | (c & self._LOW_MASK)
+        )
         lo = np.uint64(start & self._LOW_MASK) + np.arange(n, dtype=np.uint64)
         carry = lo >> np.uint64(62)
         lo &= np.uint64(self._LOW_MASK)
