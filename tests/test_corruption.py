@@ -46,7 +46,9 @@ def wal_file(path: Path) -> Path:
     return files[-1]
 
 
-def open_quietly(path: Path, **kwargs: object) -> tuple[asl.EventStore, list[warnings.WarningMessage]]:
+def open_quietly(
+    path: Path, **kwargs: object
+) -> tuple[asl.EventStore, list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store = asl.open(path, **kwargs)
@@ -113,9 +115,7 @@ def test_trailing_zero_bytes_are_a_torn_tail(pristine, tmp_path):
         store.close()
 
 
-def test_flipped_bit_in_an_earlier_record_is_corruption_naming_file_and_offset(
-    pristine, tmp_path
-):
+def test_flipped_bit_in_an_earlier_record_is_corruption_naming_file_and_offset(pristine, tmp_path):
     path = copy(pristine, tmp_path)
     wal = wal_file(path)
     offset, length = frames(wal)[4]

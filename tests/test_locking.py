@@ -46,7 +46,10 @@ def test_second_writer_process_gets_store_locked_with_the_holders_pid(holder):
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert out.startswith("LOCKED") and str(proc.pid) in out
 
@@ -92,8 +95,10 @@ def hammer(store: asl.EventStore, threads: int = 8, rounds: int = 150) -> None:
             for i in range(rounds):
                 if i % 10 == 0:
                     store.append_batch(
-                        [{"event_type": "b", "entity_id": f"e{j % 3}", "payload": {"t": t}}
-                         for j in range(5)]
+                        [
+                            {"event_type": "b", "entity_id": f"e{j % 3}", "payload": {"t": t}}
+                            for j in range(5)
+                        ]
                     )
                 else:
                     store.append("s", f"e{(t + i) % 3}", {"t": t, "i": i})
