@@ -137,7 +137,7 @@ def test_flipped_bit_in_an_earlier_record_is_corruption_naming_file_and_offset(p
 def test_salvage_skips_the_damaged_record_and_reports_it(pristine, tmp_path):
     path = copy(pristine, tmp_path)
     wal = wal_file(path)
-    offset, length = frames(wal)[4]
+    offset, _ = frames(wal)[4]
     data = bytearray(wal.read_bytes())
     data[offset + 12] ^= 0x01
     wal.write_bytes(bytes(data))

@@ -26,6 +26,9 @@ json_values = st.recursive(
 )
 
 
+MUTATION_BYTES = b'{}[]",:\\ 019.eE+-tfnulNI\x00\x1f\xff\xc3\xa9\x80'
+
+
 def check(text: bytes, depth: int = 64) -> tuple[int, int, int]:
     return jsontext.check_objects(
         np.frombuffer(text, np.uint8), np.array([0, len(text)], np.int64), depth
@@ -54,9 +57,7 @@ def test_mutated_texts_are_judged_like_orjson(value, data):
     for _ in range(data.draw(st.integers(1, 3))):
         pos = data.draw(st.integers(0, len(text)))
         op = data.draw(st.integers(0, 2))
-        byte = data.draw(
-            st.sampled_from(list(b'{}[]",:\\ 019.eE+-tfnulNI\x00\x1f\xff\xc3\xa9\x80'))
-        )
+        byte = data.draw(st.sampled_from(list(MUTATION_BYTES)))
         if op == 0 and pos < len(text):
             del text[pos]
         elif op == 1:
