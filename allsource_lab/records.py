@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -119,22 +120,25 @@ def decode_singles(buf: np.ndarray, start: int, end: int) -> ColumnBatch:
     )
 
 
-def encode_batch(first_sequence: int, recorded_us: int, cols: ColumnBatch) -> list[bytes]:
-    """The body of a BATCH record, as pieces to be joined (or written) in order."""
-    n = len(cols)
-    pieces: list[bytes] = [BATCH_HEADER.pack(KIND_BATCH, n, first_sequence, recorded_us)]
+def encode_batch(first_sequence: int, recorded_us: int, cols: ColumnBatch) -> list[Any]:
+    """The body of a BATCH record as buffers to be written in order (no joined copy).
+
+    Each piece supports the buffer protocol; a 1M-event batch is ~200 MB, and joining it
+    into one bytes object first cost more than writing it (measured: 0.22 s per 1M).
+    """
+    pieces: list[Any] = [BATCH_HEADER.pack(KIND_BATCH, len(cols), first_sequence, recorded_us)]
     for arr, dtype in (
         (cols.version, np.int64),
         (cols.timestamp, np.int64),
         (cols.schema_version, np.int32),
         (cols.partition, np.int16),
+        (cols.event_id, np.uint8),
     ):
-        pieces.append(np.ascontiguousarray(arr, dtype=dtype).tobytes())
-    pieces.append(np.ascontiguousarray(cols.event_id, dtype=np.uint8).tobytes())
+        pieces.append(np.ascontiguousarray(arr, dtype=dtype))
     for off, data in (cols.event_type, cols.entity_id, cols.metadata, cols.payload):
         off64 = np.ascontiguousarray(off, dtype=np.int64)
-        pieces.append((off64 - off64[0]).tobytes())
-        pieces.append(np.ascontiguousarray(data[off64[0] : off64[-1]], dtype=np.uint8).tobytes())
+        pieces.append(off64 - off64[0])
+        pieces.append(np.ascontiguousarray(data[off64[0] : off64[-1]], dtype=np.uint8))
     return pieces
 
 

@@ -10,6 +10,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,7 @@ class Storage:
     def load(self) -> Loaded:
         raise NotImplementedError
 
-    def write_log(self, data: bytes | bytearray) -> None:
+    def write_log(self, *pieces: Any) -> None:
         raise NotImplementedError
 
     def sync_log(self) -> None:
@@ -83,7 +84,7 @@ class MemoryStorage(Storage):
     def load(self) -> Loaded:
         return Loaded(self.manifest, list(self.segments), [])
 
-    def write_log(self, data: bytes | bytearray) -> None:
+    def write_log(self, *pieces: Any) -> None:
         pass
 
     def sync_log(self) -> None:
@@ -241,8 +242,8 @@ class FolderStorage(Storage):
 
     # -- writing -----------------------------------------------------------------------
 
-    def write_log(self, data: bytes | bytearray) -> None:
-        self.wal.write(data)
+    def write_log(self, *pieces: Any) -> None:
+        self.wal.write(*pieces)
 
     def sync_log(self) -> None:
         self.wal.sync()

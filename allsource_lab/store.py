@@ -353,50 +353,66 @@ class EventStore:
                 "expected_versions must be a mapping of entity_id to version",
                 field="expected_versions",
             )
-        with self._lock:
-            if self._refuse:
-                self._refuse_write()
-            if batch.event_id_given is not None:
-                kept, dup_seqs = self._drop_retries(batch)
-                if kept is None:
-                    return BatchResult(int(dup_seqs.min()), int(dup_seqs.max()), 0, len(dup_seqs))
-                duplicates = len(dup_seqs)
-                batch = kept
-            else:
-                duplicates = 0
-            if expected_versions:
-                self._check_expected(expected_versions)
-            n = batch.n
-            if n == 0:
-                raise InvalidEvent("the batch is empty; nothing to append")
-            nos = self._intern_entities(batch.entity_id)
-            versions = np.frombuffer(self._versions, np.int64)
-            assigned = version_kernels.assign(nos, versions)
-            try:
-                rec = max(_time_ns() // 1000, self._last_rec + 1)
-                first = self._next_seq
-                cols = self._batch_columns(batch, nos, assigned, first, rec)
-                pieces = encode_batch(first, rec, cols)
-                length = sum(len(p) for p in pieces)
-                crc = 0
-                for p in pieces:
-                    crc = _crc(p, crc)
-                record = _pack_frame(length, crc) + b"".join(pieces)
-                record_batch = to_record_batch(cols)
-            except BaseException:
-                version_kernels.undo(nos, assigned, versions)
-                raise
-            finally:
-                del versions
-            self._wal_buf += record
-            self._appended += len(record)
-            target = self._appended
-            self._tail.add_batch(record_batch)
-            self._last_rec = rec
-            self._next_seq = first + n
-            full = self._tail.count >= self.settings.checkpoint_every_events
-        if self._storage.durable and not self.read_only:
-            self._write_wal(sync=self.settings.fsync != "never", target=target)
+        # The io lock first (the order every writer takes them): the record is written
+        # straight from its column buffers, after whatever single appends are buffered.
+        with self._io_lock:
+            with self._lock:
+                if self._refuse:
+                    self._refuse_write()
+                if batch.event_id_given is not None:
+                    kept, dup_seqs = self._drop_retries(batch)
+                    if kept is None:
+                        return BatchResult(
+                            int(dup_seqs.min()), int(dup_seqs.max()), 0, len(dup_seqs)
+                        )
+                    duplicates = len(dup_seqs)
+                    batch = kept
+                else:
+                    duplicates = 0
+                if expected_versions:
+                    self._check_expected(expected_versions)
+                n = batch.n
+                if n == 0:
+                    raise InvalidEvent("the batch is empty; nothing to append")
+                nos = self._intern_entities(batch.entity_id)
+                versions = np.frombuffer(self._versions, np.int64)
+                assigned = version_kernels.assign(nos, versions)
+                try:
+                    rec = max(_time_ns() // 1000, self._last_rec + 1)
+                    first = self._next_seq
+                    cols = self._batch_columns(batch, nos, assigned, first, rec)
+                    record_batch = to_record_batch(cols)
+                    pieces: list[Any] = []
+                    if self._storage.durable:
+                        pieces = encode_batch(first, rec, cols)
+                        crc = 0
+                        for piece in pieces:
+                            crc = _crc(piece, crc)
+                        length = sum(memoryview(p).nbytes for p in pieces)
+                        pieces.insert(0, _pack_frame(length, crc))
+                except BaseException:
+                    version_kernels.undo(nos, assigned, versions)
+                    raise
+                finally:
+                    del versions
+                buffered = self._wal_buf
+                self._wal_buf = bytearray()
+                self._appended += sum(memoryview(p).nbytes for p in pieces)
+                upto = self._appended
+                self._tail.add_batch(record_batch)
+                self._last_rec = rec
+                self._next_seq = first + n
+                full = self._tail.count >= self.settings.checkpoint_every_events
+            # Still under the io lock: nothing can be written between the buffered single
+            # appends and this record, so the file stays in sequence order.
+            if self._storage.durable:
+                try:
+                    self._storage.write_log(buffered, *pieces)
+                    if self._always:
+                        self._storage.sync_log()
+                        self._synced = upto
+                except OSError as exc:
+                    self._fail(exc)
         if full:
             self.checkpoint()
         return BatchResult(first, first + n - 1, n, duplicates)
@@ -574,13 +590,20 @@ class EventStore:
                 if self._storage.log_size() > self.settings.wal_segment_bytes:
                     self._storage.rotate_log(next_seq)
             except OSError as exc:
-                # Never retry an fsync: the kernel may have dropped the dirty pages.
-                self._failed = exc
-                self._refuse = True
-                raise StorageError(
-                    f"the WAL could not be written or synced ({exc}); the store refuses "
-                    "further writes — reopen it once the disk is healthy"
-                ) from exc
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        """Stop accepting writes after a failed WAL write or fsync, and say so.
+
+        Never retry an fsync and carry on: the kernel may have dropped the dirty pages, so
+        a second fsync that succeeds proves nothing about the first write.
+        """
+        self._failed = exc
+        self._refuse = True
+        raise StorageError(
+            f"the WAL could not be written or synced ({exc}); the store refuses further "
+            "writes — reopen it once the disk is healthy"
+        ) from exc
 
     def _flush_loop(self) -> None:
         interval = self.settings.fsync_interval_s

@@ -12,6 +12,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -26,6 +27,7 @@ MAGIC = b"ASLWAL\x00\x01"
 FRAME = struct.Struct("<II")
 # A batch of a few million events is one record; anything longer is damage.
 MAX_RECORD_BYTES = 2**31 - 1
+_IOV_MAX = 512
 
 
 def frame(body: bytes) -> bytes:
@@ -100,15 +102,20 @@ class WriteAheadLog:
         """Bytes in the current file."""
         return self._size
 
-    def write(self, data: bytes | bytearray) -> None:
-        """Write framed records at the end of the current file (no fsync)."""
+    def write(self, *pieces: Any) -> None:
+        """Write buffers, in order, at the end of the current file (no fsync)."""
         fd = self._require_fd()
-        view = memoryview(data)
+        views = [memoryview(p).cast("B") for p in pieces if len(memoryview(p).cast("B"))]
         try:
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            while views:
+                n = os.writev(fd, views[:_IOV_MAX])
                 self._size += n
+                # Drop what was written; a short write leaves part of one view.
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if n:
+                    views[0] = views[0][n:]
         except OSError as exc:
             raise StorageError(
                 f"writing the WAL {self.current} failed ({exc}); nothing after the last "
