@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -27,6 +29,7 @@ def string_buffers(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     if col.null_count:
         raise ValueError("string column has nulls; check for them before taking its buffers")
     t = col.type
+    width: type[np.signedinteger[Any]]
     if pa.types.is_string(t) or pa.types.is_binary(t):
         width = np.int32
     elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):

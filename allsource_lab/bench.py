@@ -11,6 +11,7 @@ Options: ``--quick`` (small sizes, for the test suite), ``--only a,b``, ``--json
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -134,7 +136,7 @@ def bench_batch(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
         seconds = time.perf_counter() - start
         store.close()
         shutil.rmtree(path)
-        return table.num_rows / seconds
+        return float(table.num_rows / seconds)
 
     return [
         Figure(
@@ -261,15 +263,8 @@ def bench_peers(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
             },
         ),
     ):
-        figures.append(
-            Figure(
-                label,
-                median_of(sizes.repeats, lambda e=env: _eventsourcing(e, sizes.peers)),
-                "events/s",
-                "",
-                "",
-            )
-        )
+        rate = median_of(sizes.repeats, functools.partial(_eventsourcing, env, sizes.peers))
+        figures.append(Figure(label, rate, "events/s", "", ""))
     import duckdb
 
     def duck() -> float:
@@ -279,7 +274,7 @@ def bench_peers(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
         con.execute("create table events as select * from incoming")
         seconds = time.perf_counter() - start
         con.close()
-        return table.num_rows / seconds
+        return float(table.num_rows / seconds)
 
     figures.append(
         Figure(
@@ -318,7 +313,7 @@ def _eventsourcing(env: dict[str, str], n: int) -> float:
     from eventsourcing.application import Application
 
     Order = _order_aggregate()
-    app: Application = Application(env=env)
+    app: Application[Any] = Application(env=env)
     orders = [Order(1.0) for _ in range(100)]
     for order in orders:
         app.save(order)
@@ -338,16 +333,17 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         figures: list[Figure] = []
-        table = arrow_events(sizes.batch) if only & {"batch", "peers"} else None
-        reopen_table = arrow_events(sizes.reopen) if "reopen" in only else None
+        empty = pa.table({})
+        table = arrow_events(sizes.batch) if only & {"batch", "peers"} else empty
+        reopen_table = arrow_events(sizes.reopen) if "reopen" in only else empty
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
-            "batch": lambda: bench_batch(sizes, folder, table),  # type: ignore[arg-type]
+            "batch": lambda: bench_batch(sizes, folder, table),
             "checkpoint": lambda: bench_checkpoint(sizes, folder),
-            "reopen": lambda: bench_reopen(sizes, folder, reopen_table),  # type: ignore[arg-type]
+            "reopen": lambda: bench_reopen(sizes, folder, reopen_table),
             "memory": lambda: bench_memory(sizes, folder),
             "import": lambda: bench_import(sizes, folder),
-            "peers": lambda: bench_peers(sizes, folder, table),  # type: ignore[arg-type]
+            "peers": lambda: bench_peers(sizes, folder, table),
         }
         for name in BENCHES:
             if name in only:

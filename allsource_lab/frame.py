@@ -110,7 +110,7 @@ class EventFrame:
         return frame
 
     def __len__(self) -> int:
-        return self.to_arrow().num_rows
+        return int(self.to_arrow().num_rows)
 
     def __iter__(self) -> Iterator[Event]:
         from allsource_lab.store import _events_of

@@ -142,10 +142,10 @@ def encode_batch(first_sequence: int, recorded_us: int, cols: ColumnBatch) -> li
     return pieces
 
 
-def decode_batch(body: memoryview | bytes, *, path: str = "", offset: int = 0) -> ColumnBatch:
-    """Columns of one BATCH record body. Raises CorruptionError if it is malformed."""
+def decode_batch(body: Any, *, path: str = "", offset: int = 0) -> ColumnBatch:
+    """Columns of one BATCH record body (any buffer). Raises CorruptionError if malformed."""
     try:
-        kind, n, first, recorded = BATCH_HEADER.unpack_from(body, 0)
+        kind, n, first, recorded = BATCH_HEADER.unpack_from(memoryview(body), 0)
         if kind != KIND_BATCH:
             raise ValueError("not a batch record")
         p = BATCH_HEADER.size
@@ -155,7 +155,7 @@ def decode_batch(body: memoryview | bytes, *, path: str = "", offset: int = 0) -
             size = np.dtype(dtype).itemsize * count
             if p + size > len(body):
                 raise ValueError("batch record shorter than its header says")
-            arr = np.frombuffer(body, dtype=dtype, count=count, offset=p).copy()
+            arr: np.ndarray = np.frombuffer(body, dtype=dtype, count=count, offset=p).copy()
             p += size
             return arr
 

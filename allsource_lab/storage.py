@@ -198,7 +198,7 @@ class FolderStorage(Storage):
                 elif kind == KIND_BATCH:
                     self._flush_run(out, data, run_start, run_end)
                     run_start = run_end = -1
-                    body = memoryview(data)[s + 8 : end]
+                    body = data[s + 8 : end]
                     out.append(
                         to_record_batch(decode_batch(body, path=str(log_file.path), offset=s))
                     )

@@ -21,6 +21,13 @@ def main() -> None:
     warnings.simplefilter("ignore")  # a RecoveryWarning on reopen is the parent's concern
     import allsource_lab as asl
 
+    # Compile every kernel before saying ready (a cold numba cache takes seconds), so the
+    # parent's kill lands among appends, not in the compiler.
+    scratch = asl.open()
+    scratch.append("warm", "w", {"n": 1})
+    scratch.append_batch([{"event_type": "warm", "entity_id": "w", "payload": {}}])
+    scratch.checkpoint()
+    scratch.close()
     store = asl.open(path, fsync=fsync, checkpoint_every_events=rng.choice([50, 200, 10_000]))
     out = sys.stdout
     out.write("ready\n")

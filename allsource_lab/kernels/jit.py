@@ -14,4 +14,4 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def jit(fn: F) -> F:
     """Compile ``fn`` in nopython mode with an on-disk cache (warm imports skip LLVM)."""
-    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[return-value]

@@ -418,4 +418,4 @@ def split_dumped_objects(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     [b'{"a":"[,]"}', b'{}']
     """
     starts, ends = split_array(data)
-    return _gather(data, starts, ends)  # type: ignore[no-any-return]
+    return _gather(data, starts, ends)

@@ -7,6 +7,8 @@ skip byte comparisons on probe collisions and to rehash without rereading the ke
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from allsource_lab.kernels.hashing import xxh64
@@ -26,7 +28,16 @@ def _equal(a: np.ndarray, s: int, e: int, b: np.ndarray, t: int, u: int) -> bool
 
 
 @jit
-def _find(slots, hashes, koff, kdata, data, s, e, h):  # type: ignore[no-untyped-def]
+def _find(
+    slots: np.ndarray,
+    hashes: np.ndarray,
+    koff: np.ndarray,
+    kdata: np.ndarray,
+    data: np.ndarray,
+    s: int,
+    e: int,
+    h: np.uint64,
+) -> tuple[Any, Any]:
     """(slot, number): the key's number, or -1 and the empty slot where it belongs."""
     mask = np.uint64(len(slots) - 1)
     i = np.int64(h & mask)
@@ -40,7 +51,17 @@ def _find(slots, hashes, koff, kdata, data, s, e, h):  # type: ignore[no-untyped
 
 
 @jit
-def _intern(slots, hashes, koff, kdata, n, data, offsets, start, out):  # type: ignore[no-untyped-def]
+def _intern(
+    slots: np.ndarray,
+    hashes: np.ndarray,
+    koff: np.ndarray,
+    kdata: np.ndarray,
+    n: int,
+    data: np.ndarray,
+    offsets: np.ndarray,
+    start: int,
+    out: np.ndarray,
+) -> tuple[int, int]:
     """Intern rows from ``start`` until done or until a buffer would overflow.
 
     Returns (next row to do, keys now). The caller grows buffers and calls again.
@@ -68,7 +89,14 @@ def _intern(slots, hashes, koff, kdata, n, data, offsets, start, out):  # type: 
 
 
 @jit
-def _lookup(slots, hashes, koff, kdata, data, offsets):  # type: ignore[no-untyped-def]
+def _lookup(
+    slots: np.ndarray,
+    hashes: np.ndarray,
+    koff: np.ndarray,
+    kdata: np.ndarray,
+    data: np.ndarray,
+    offsets: np.ndarray,
+) -> np.ndarray:
     rows = len(offsets) - 1
     out = np.empty(rows, np.int64)
     for r in range(rows):
@@ -80,13 +108,15 @@ def _lookup(slots, hashes, koff, kdata, data, offsets):  # type: ignore[no-untyp
 
 
 @jit
-def _lookup_one(slots, hashes, koff, kdata, data):  # type: ignore[no-untyped-def]
+def _lookup_one(
+    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, data: np.ndarray
+) -> Any:
     _, no = _find(slots, hashes, koff, kdata, data, 0, len(data), xxh64(data, 0, len(data), 0))
     return no
 
 
 @jit
-def _rehash(slots, hashes, n):  # type: ignore[no-untyped-def]
+def _rehash(slots: np.ndarray, hashes: np.ndarray, n: int) -> None:
     mask = np.int64(len(slots) - 1)
     for no in range(n):
         i = np.int64(hashes[no] & np.uint64(mask))
@@ -177,7 +207,7 @@ class KeyTable:
     def lookup_many(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The number of every key, -1 for unknown ones; adds nothing."""
         data, offsets = _arrays(data, offsets)
-        return _lookup(self._slots, self._hashes, self._koff, self._kdata, data, offsets)  # type: ignore[no-any-return]
+        return _lookup(self._slots, self._hashes, self._koff, self._kdata, data, offsets)
 
     def intern(self, key: bytes) -> int:
         """The number of one key, adding it if new."""
