@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,24 @@ class Manifest:
     format: int = FORMAT
 
     def to_bytes(self) -> bytes:
-        body = asdict(self)
+        # By hand rather than dataclasses.asdict, whose deep copy cost ~1 ms a checkpoint.
+        body = {
+            "store_id": self.store_id,
+            "partitions": self.partitions,
+            "sealed_through": self.sealed_through,
+            "segments": [
+                {
+                    "file": s.file,
+                    "rows": s.rows,
+                    "first_sequence": s.first_sequence,
+                    "last_sequence": s.last_sequence,
+                    "bytes": s.bytes,
+                    "sha256": s.sha256,
+                }
+                for s in self.segments
+            ],
+            "format": self.format,
+        }
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return orjson.dumps({**body, "sha256": digest}, option=orjson.OPT_INDENT_2)
 

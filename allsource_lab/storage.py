@@ -252,7 +252,7 @@ class FolderStorage(Storage):
         return self.wal.size
 
     def rotate_log(self, next_sequence: int) -> None:
-        self.wal.rotate(next_sequence)
+        self.wal.rotate(next_sequence, sync=True)
 
     def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
         """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
@@ -262,7 +262,10 @@ class FolderStorage(Storage):
         redundant (and skipped on replay if their deletion did not happen).
         """
         assert self.manifest is not None
-        self.wal.rotate(through + 1)
+        # The old WAL file needs no fsync: its events are sealed into a segment (fsynced)
+        # before the manifest that makes them live, and until then an unsynced WAL is no
+        # worse than the fsync policy already allowed.
+        self.wal.rotate(through + 1, sync=False)
         ordered, data = encode_segment(
             table,
             row_group_rows=settings.segment_row_group_rows,

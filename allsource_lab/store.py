@@ -661,8 +661,10 @@ class EventStore:
             self._synced = self._appended
             # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
             # reuse; handing them back makes a sealed store's RSS its segments (1M events:
-            # ~350 -> ~160 bytes per event, measured).
-            pa.default_memory_pool().release_unused()
+            # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
+            # worth the call (~1 ms).
+            if ordered.num_rows >= 65_536:
+                pa.default_memory_pool().release_unused()
             return {
                 "events": ordered.num_rows,
                 "through_sequence": through,
