@@ -1,0 +1,171 @@
+"""Checkpoints, segments, the manifest, WAL rotation and reopening a folder."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+import allsource_lab as asl
+
+
+def fill(store: asl.EventStore, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        store.append("tick", f"e{i % 5}", {"i": i})
+
+
+def test_checkpoint_seals_a_sorted_zstd_segment_listed_in_the_manifest(tmp_path):
+    path = tmp_path / "s"
+    store = asl.open(path)
+    fill(store, 40)
+    info = store.checkpoint()
+    assert info is not None and info["events"] == 40
+    manifest = json.loads((path / "manifest.json").read_text())
+    (segment,) = manifest["segments"]
+    assert (segment["rows"], segment["first_sequence"], segment["last_sequence"]) == (40, 1, 40)
+    assert manifest["sealed_through"] == 40
+    parquet = pq.ParquetFile(path / "segments" / segment["file"])
+    assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+    table = parquet.read()
+    keys = list(
+        zip(
+            table.column("partition").to_pylist(),
+            table.column("entity_id").to_pylist(),
+            table.column("sequence").to_pylist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
+    # Only the fresh WAL file remains, holding nothing but its header.
+    wal = list((path / "wal").glob("*.wal"))
+    assert len(wal) == 1 and wal[0].stat().st_size == 8
+    assert store.checkpoint() is None  # nothing new to seal
+    store.close()
+
+
+def test_reopen_continues_sequences_versions_and_clock(tmp_path):
+    path = tmp_path / "s"
+    with asl.open(path) as store:
+        fill(store, 12)
+        last = store.append("tick", "e0", {})
+    with asl.open(path) as store:
+        assert [e.sequence for e in store.events()] == list(range(1, 14))
+        ev = store.append("tick", "e0", {})
+        assert (ev.sequence, ev.version) == (14, 5)  # e0 had i=0, 5, 10 and one more
+        assert ev.recorded_at_us > last.recorded_at_us
+        assert store.get(last.event_id) == last
+
+
+def test_automatic_checkpoint_every_n_events(tmp_path):
+    path = tmp_path / "s"
+    store = asl.open(path, checkpoint_every_events=10)
+    fill(store, 25)
+    assert store.stats()["segments"] == 2 and store.stats()["tail_events"] == 5
+    store.append_batch([{"event_type": "b", "entity_id": "x", "payload": {}}] * 7)
+    assert store.stats()["segments"] == 3 and store.stats()["tail_events"] == 0
+    store.close()
+
+
+def test_wal_rotates_by_size_and_replays_across_files(tmp_path):
+    path = tmp_path / "s"
+    store = asl.open(path, fsync="always", wal_segment_bytes=2_000)
+    fill(store, 100)
+    files = list((path / "wal").glob("*.wal"))
+    assert len(files) > 3
+    # Abandon without closing (no checkpoint): recovery must read every file.
+    store._stop.set()
+    store._storage.close()
+    store._closed = True
+    with asl.open(path) as again:
+        assert [e.payload["i"] for e in again.events()] == list(range(100))
+        assert again.verify().ok
+
+
+def test_interval_policy_writes_the_wal_within_the_interval(tmp_path):
+    path = tmp_path / "s"
+    store = asl.open(path, fsync="interval", fsync_interval_s=0.05)
+    wal = next((path / "wal").glob("*.wal"))
+    before = wal.stat().st_size
+    store.append("tick", "e", {"x": 1})
+    deadline = time.monotonic() + 5
+    while wal.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert wal.stat().st_size > before
+    store.close()
+
+
+def test_orphan_segments_and_temp_files_are_removed_on_open(tmp_path):
+    path = tmp_path / "s"
+    with asl.open(path) as store:
+        fill(store, 5)
+    live = next((path / "segments").glob("*.parquet"))
+    orphan = path / "segments" / "seg-00000000000000000006-00000000000000000009.parquet"
+    shutil.copy(live, orphan)
+    (path / "segments" / "x.parquet.tmp").write_bytes(b"half")
+    (path / "manifest.json.tmp").write_text("{")
+    with asl.open(path) as store:
+        assert store.stats()["events"] == 5
+    assert not orphan.exists() and not (path / "manifest.json.tmp").exists()
+    assert not (path / "segments" / "x.parquet.tmp").exists()
+
+
+def test_wal_files_left_after_a_checkpoint_crash_are_not_replayed_twice(tmp_path):
+    path = tmp_path / "s"
+    store = asl.open(path, fsync="always")
+    fill(store, 8)
+    old = next((path / "wal").glob("*.wal"))
+    saved = old.read_bytes()
+    store.checkpoint()
+    # As if the process died after the manifest update but before the WAL trim.
+    old.write_bytes(saved)
+    store._stop.set()
+    store._storage.close()
+    store._closed = True
+    with asl.open(path) as again:
+        assert [e.sequence for e in again.events()] == list(range(1, 9))
+        assert again.verify().ok
+
+
+def test_partitions_are_fixed_when_the_store_is_created(tmp_path):
+    path = tmp_path / "s"
+    with asl.open(path, partitions=8) as store:
+        assert store.append("t", "x", {}).partition < 8
+    with asl.open(path) as store:
+        assert store.stats()["partitions"] == 8
+
+
+def test_a_failed_fsync_stops_writes_until_reopen(tmp_path, monkeypatch):
+    path = tmp_path / "s"
+    store = asl.open(path, fsync="always")
+    store.append("t", "x", {"ok": 1})
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(asl.StorageError, match="synced"):
+        store.append("t", "x", {"ok": 2})
+    monkeypatch.undo()
+    # Never retried: the pages may be gone, so the store refuses until reopened.
+    with pytest.raises(asl.StorageError, match="disk error"):
+        store.append("t", "x", {"ok": 3})
+    store._stop.set()
+    store._storage.close()
+    store._closed = True
+    with asl.open(path) as again:
+        oks = [e.payload["ok"] for e in again.events()]
+        # 2 was written but its fsync failed, so it was never acknowledged: it may or may
+        # not be there. 3 was refused before anything was written.
+        assert oks[:1] == [1] and 3 not in oks
+
+
+def test_unknown_setting_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="known settings"):
+        asl.open(fsync_every=3)
+    with pytest.raises(ValueError, match="fsync"):
+        asl.open(fsync="sometimes")
