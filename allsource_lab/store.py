@@ -106,6 +106,10 @@ class EventStore:
         self.store_id = loaded.manifest.store_id
         self.recovery_problems = loaded.problems
         self._segments: list[pa.Table] = loaded.segments
+        # Last sequence of each segment, so catch-up work can skip whole segments.
+        self._segment_last = [
+            int(pc.max(t.column("sequence")).as_py()) if t.num_rows else 0 for t in self._segments
+        ]
         self._tail = Tail(loaded.tail)
         self._ids = IdGenerator()
         self._id_index: IdIndex | None = None
@@ -474,12 +478,19 @@ class EventStore:
         if index is None:
             index = self._id_index = IdIndex()
         if index.through < self._next_seq - 1:
-            for table in [*self._segments, self._tail.table()]:
-                if not table.num_rows:
-                    continue
+            self._tail.freeze()
+            candidates = [
+                t
+                for t, last in zip(self._segments, self._segment_last, strict=True)
+                if last > index.through
+            ]
+            candidates += [
+                pa.Table.from_batches([c])
+                for c in self._tail.chunks
+                if c.num_rows and c.column(0)[-1].as_py() > index.through
+            ]
+            for table in candidates:
                 seq = table.column("sequence")
-                if int(pc.max(seq).as_py()) <= index.through:
-                    continue
                 part = table.filter(pc.greater(seq, index.through)).sort_by("sequence")
                 ids = part.column("event_id").combine_chunks().storage
                 raw = np.frombuffer(ids.buffers()[1], np.uint8)[
@@ -657,6 +668,7 @@ class EventStore:
                     "WAL still holds it. Free space or fix the disk, then reopen."
                 ) from exc
             self._segments.append(ordered)
+            self._segment_last.append(through)
             self._tail = Tail()
             self._synced = self._appended
             # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
