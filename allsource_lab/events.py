@@ -73,6 +73,9 @@ class Event:
         "version",
     )
 
+    _payload: dict[str, Any]
+    _metadata: dict[str, Any]
+
     def __init__(
         self,
         sequence: int,
@@ -98,8 +101,7 @@ class Event:
         self.metadata_json = metadata_json
         self.partition = partition
         self.schema_version = schema_version
-        self._payload: dict[str, Any] | None = None
-        self._metadata: dict[str, Any] | None = None
+        # _payload and _metadata stay unset until first read (saves two stores per event).
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -120,15 +122,19 @@ class Event:
     @property
     def payload(self) -> dict[str, Any]:
         # Decoded once; callers get the same dict on every access.
-        if self._payload is None:
+        try:
+            return self._payload
+        except AttributeError:
             self._payload = orjson.loads(self.payload_json)
-        return self._payload
+            return self._payload
 
     @property
     def metadata(self) -> dict[str, Any]:
-        if self._metadata is None:
+        try:
+            return self._metadata
+        except AttributeError:
             self._metadata = orjson.loads(self.metadata_json)
-        return self._metadata
+            return self._metadata
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a plain dict with the column names of DESIGN.md §1."""

@@ -112,6 +112,7 @@ class EventStore:
         ]
         self._tail = Tail(loaded.tail)
         self._ids = IdGenerator()
+        self._next_id = self._ids.next  # bound once: the append path calls it every time
         self._id_index: IdIndex | None = None
         self._types: dict[str, bytes] = {}
         self._entities: dict[str, tuple[int, bytes, int]] = {}  # id -> (number, utf8, partition)
@@ -125,6 +126,8 @@ class EventStore:
         # Facts the append path reads on every call, computed once.
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
+        self._wal_limit = settings.wal_buffer_bytes
+        self._checkpoint_every = settings.checkpoint_every_events
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         if self._storage.durable and not read_only and settings.fsync != "always":
@@ -212,6 +215,7 @@ class EventStore:
         (1, 1, {'amount': 42.5})
         """
         settings = self.settings
+        _next_id = self._next_id
         tb = self._types.get(event_type) if type(event_type) is str else None
         if tb is None:
             tb = self._new_type(event_type)
@@ -270,29 +274,48 @@ class EventStore:
             if ts is None:
                 ts = rec
             if eid is None:
-                eid = self._ids.next(rec // 1000)
+                eid = _next_id(rec // 1000)
             seq = self._next_seq
-            body = (
-                _pack_single(
-                    1, seq, version, ts, rec, eid, -1, part, len(tb), len(eb), len(mb), len(pb)
+            # One join, then the frame header and body appended separately: each extra
+            # concatenation copies the record again (~0.1 us apiece, measured).
+            body = b"".join(
+                (
+                    _pack_single(
+                        1,
+                        seq,
+                        version,
+                        ts,
+                        rec,
+                        eid,
+                        -1,
+                        part,
+                        len(tb),
+                        len(eb),
+                        len(mb),
+                        len(pb),
+                    ),
+                    tb,
+                    eb,
+                    mb,
+                    pb,
                 )
-                + tb
-                + eb
-                + mb
-                + pb
             )
-            framed = _pack_frame(len(body), _crc(body)) + body
-            self._wal_buf += framed
+            head = _pack_frame(len(body), _crc(body))
+            wal = self._wal_buf
+            wal += head
+            wal += body
             tail = self._tail
-            tail.pending += framed
+            pending = tail.pending
+            pending += head
+            pending += body
             tail.pending_count += 1
             tail.count += 1
-            self._appended += len(framed)
+            self._appended += 8 + len(body)
             target = self._appended
             self._versions[no] = version
             self._next_seq = seq + 1
-            busy = len(self._wal_buf) > settings.wal_buffer_bytes
-            full = tail.count >= settings.checkpoint_every_events
+            busy = len(wal) > self._wal_limit
+            full = tail.count >= self._checkpoint_every
         if self._always:
             self._write_wal(sync=True, target=target)
         elif busy:
