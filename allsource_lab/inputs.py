@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -408,10 +410,38 @@ def _json_column(
         raise InvalidEvent(
             f"is {int(sizes[row])} bytes of JSON; the limit is {limit}", row=row, field=field
         )
-    row, code, offset = jsontext.check_objects(data, offsets, settings.max_json_depth)
+    row, code, offset = _check_json_rows(data, offsets, settings.max_json_depth)
     if row >= 0:
         raise InvalidEvent(f"{jsontext.describe(code)} (at byte {offset})", row=row, field=field)
     return data, offsets
+
+
+_PARALLEL_ROWS = 65_536
+_pool: ThreadPoolExecutor | None = None
+
+
+def _check_json_rows(data: np.ndarray, offsets: np.ndarray, depth: int) -> tuple[int, int, int]:
+    """``jsontext.check_objects`` over every core for big columns (the kernel drops the GIL).
+
+    The JSON check is the largest CPU cost of a big batch (~0.3 s per 1M rows on one core).
+    """
+    n = len(offsets) - 1
+    workers = min(os.cpu_count() or 1, 4)
+    if n < _PARALLEL_ROWS or workers < 2:
+        return jsontext.check_objects(data, offsets, depth)
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="allsource-json")
+    bounds = np.linspace(0, n, workers + 1).astype(np.int64)
+    parts = [
+        _pool.submit(jsontext.check_objects, data, offsets[lo : hi + 1], depth)
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    ]
+    for lo, part in zip(bounds[:-1].tolist(), parts, strict=True):
+        row, code, offset = part.result()
+        if row >= 0:
+            return lo + row, code, offset
+    return -1, 0, 0
 
 
 def _is_jsonish(t: pa.DataType) -> bool:

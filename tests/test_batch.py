@@ -202,3 +202,15 @@ def test_large_batch_versions_match_a_python_model(store):
         model[entity] = model.get(entity, 0) + 1
         expected.append(model[entity])
     assert table.column("version").to_pylist() == expected
+
+
+def test_bad_row_deep_in_a_big_batch_is_named(store):
+    # Big enough that the JSON check runs split across threads.
+    n = 70_000
+    payloads = ['{"i":1}'] * n
+    payloads[69_001] = '{"i":1,}'
+    table = pa.table({"event_type": ["t"] * n, "entity_id": ["e"] * n, "payload": payloads})
+    with pytest.raises(asl.InvalidEvent) as info:
+        store.append_batch(table)
+    assert info.value.row == 69_001 and info.value.field == "payload"
+    assert store.stats()["events"] == 0
