@@ -117,6 +117,7 @@ def test_events_older_than_the_interval_survive_kill_with_fsync_interval(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_acknowledged_events_survive_hundreds_of_kills(tmp_path):
     assert kill_many(tmp_path, "always", kills=200, margin_s=0.0, delay=(0.0, 0.5)) > 0
     assert kill_many(tmp_path / "i", "interval", kills=50, margin_s=0.6, delay=(0.7, 2.0)) > 0
