@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from allsource_lab.errors import InvalidEvent
 from allsource_lab.events import Event, _iso
 
-__all__ = ["EventFrame", "Query"]
+__all__ = ["EventFrame", "Query", "events_from_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +113,9 @@ class EventFrame:
         return int(self.to_arrow().num_rows)
 
     def __iter__(self) -> Iterator[Event]:
-        from allsource_lab.store import _events_of
-
         table = self.to_arrow()
         for batch in table.to_batches(max_chunksize=4096):
-            yield from _events_of(pa.Table.from_batches([batch]))
+            yield from events_from_table(pa.Table.from_batches([batch]))
 
     @property
     def next_cursor(self) -> int | None:
@@ -165,6 +163,31 @@ class EventFrame:
 
 
 def _head(frame: EventFrame, n: int) -> Iterator[Event]:
-    from allsource_lab.store import _events_of
+    yield from events_from_table(frame.to_arrow().slice(0, n))
 
-    yield from _events_of(frame.to_arrow().slice(0, n))
+
+def events_from_table(table: pa.Table) -> list[Event]:
+    """Events from rows of an EVENT_SCHEMA table."""
+    cols = {name: table.column(name) for name in table.column_names}
+    ids = cols["event_id"].combine_chunks().storage.to_pylist()
+    ts = cols["timestamp"].cast(pa.int64()).to_pylist()
+    rec = cols["recorded_at"].cast(pa.int64()).to_pylist()
+    payload = cols["payload"].combine_chunks().storage.to_pylist()
+    metadata = cols["metadata"].combine_chunks().storage.to_pylist()
+    return [
+        Event(s, t, e, v, a, r, i, p, m, part, sv)
+        for s, t, e, v, a, r, i, p, m, part, sv in zip(
+            cols["sequence"].to_pylist(),
+            cols["event_type"].to_pylist(),
+            cols["entity_id"].to_pylist(),
+            cols["version"].to_pylist(),
+            ts,
+            rec,
+            ids,
+            payload,
+            metadata,
+            cols["partition"].to_pylist(),
+            cols["schema_version"].to_pylist(),
+            strict=True,
+        )
+    ]

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allsource_lab import inputs
+from allsource_lab import inputs, retries
 from allsource_lab.errors import (
     ConcurrencyError,
     InvalidEvent,
@@ -28,7 +28,7 @@ from allsource_lab.errors import (
     StorageError,
 )
 from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
-from allsource_lab.frame import EventFrame, Query
+from allsource_lab.frame import EventFrame, Query, events_from_table
 from allsource_lab.idindex import IdIndex
 from allsource_lab.integrity import IntegrityReport, check_tables
 from allsource_lab.kernels import versions as version_kernels
@@ -387,7 +387,11 @@ class EventStore:
                 if self._refuse:
                     self._refuse_write()
                 if batch.event_id_given is not None:
-                    kept, dup_seqs = self._drop_retries(batch)
+                    kept, dup_seqs = retries.split_batch(
+                        batch,
+                        lambda ids: self._index_ids().lookup_many(ids),
+                        lambda seq: self._event_at(seq, locked=True),
+                    )
                     if kept is None:
                         return BatchResult(
                             int(dup_seqs.min()), int(dup_seqs.max()), 0, len(dup_seqs)
@@ -529,73 +533,8 @@ class EventStore:
         if seq < 0:
             return None
         stored = self._event_at(seq, locked=True)
-        same = (
-            stored.event_type == event_type
-            and stored.entity_id == entity_id
-            and stored.payload == orjson.loads(pb)
-            and stored.metadata == orjson.loads(mb)
-            and (ts is None or ts == stored.timestamp_us)
-        )
-        if not same:
-            raise InvalidEvent(
-                f"event_id {stored.event_id} is already stored (sequence {seq}) with "
-                "different content; use a new event_id for a new event",
-                field="event_id",
-            )
+        retries.check_same(stored, event_type, entity_id, pb, mb, ts)
         return stored
-
-    def _drop_retries(
-        self, batch: inputs.BatchInput
-    ) -> tuple[inputs.BatchInput | None, np.ndarray]:
-        assert batch.event_id is not None and batch.event_id_given is not None
-        given = batch.event_id_given
-        rows = np.nonzero(given)[0]
-        ids = batch.event_id.reshape(-1, 16)[rows]
-        # Inside the batch: the same id twice is a mistake, not a retry.
-        _, first_idx, counts = np.unique(ids, axis=0, return_index=True, return_counts=True)
-        if (counts > 1).any():
-            dup = ids[first_idx[np.argmax(counts > 1)]]
-            where = rows[(ids == dup).all(axis=1)]
-            raise InvalidEvent(
-                f"event_id appears twice in the batch (rows {int(where[0])} and {int(where[1])})",
-                row=int(where[1]),
-                field="event_id",
-            )
-        seqs = self._index_ids().lookup_many(ids.reshape(-1))
-        hit = seqs >= 0
-        if not hit.any():
-            return batch, np.empty(0, np.int64)
-        dup_rows = rows[hit]
-        payloads = _texts(batch.payload, dup_rows)
-        metas = _texts(batch.metadata, dup_rows) if batch.metadata is not None else None
-        types = batch.event_type.take(pa.array(dup_rows)).to_pylist()
-        ents = batch.entity_id.take(pa.array(dup_rows)).to_pylist()
-        for k, (row, seq) in enumerate(zip(dup_rows.tolist(), seqs[hit].tolist(), strict=True)):
-            stored = self._event_at(seq, locked=True)
-            ts_ok = (
-                batch.timestamp is None
-                or batch.timestamp[row] == inputs.MISSING_TIME
-                or batch.timestamp[row] == stored.timestamp_us
-            )
-            same = (
-                stored.event_type == types[k]
-                and stored.entity_id == ents[k]
-                and stored.payload == orjson.loads(payloads[k])
-                and stored.metadata == (orjson.loads(metas[k]) if metas else {})
-                and ts_ok
-            )
-            if not same:
-                raise InvalidEvent(
-                    f"event_id {stored.event_id} is already stored (sequence {seq}) with "
-                    "different content; use a new event_id for a new event",
-                    row=row,
-                    field="event_id",
-                )
-        keep = np.ones(batch.n, np.bool_)
-        keep[dup_rows] = False
-        if not keep.any():
-            return None, seqs[hit]
-        return _take_rows(batch, np.nonzero(keep)[0]), seqs[hit]
 
     # -- durability ----------------------------------------------------------------------
 
@@ -806,7 +745,7 @@ class EventStore:
             col = table.column("sequence")
             idx = pc.index(col, seq).as_py()
             if idx >= 0:
-                return _events_of(table.slice(idx, 1))[0]
+                return events_from_table(table.slice(idx, 1))[0]
         raise NotFound(f"no event with sequence {seq}")
 
     def get(self, event_id: Any) -> Event:
@@ -867,64 +806,3 @@ class EventStore:
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
         return f"<EventStore {where}: {self._next_seq - 1} events>"
-
-
-def _texts(col: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray) -> list[bytes]:
-    assert col is not None
-    data, offsets = col
-    return [data[offsets[r] : offsets[r + 1]].tobytes() for r in rows.tolist()]
-
-
-def _take_rows(batch: inputs.BatchInput, rows: np.ndarray) -> inputs.BatchInput:
-    idx = pa.array(rows)
-
-    def take_text(
-        col: tuple[np.ndarray, np.ndarray] | None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if col is None:
-            return None
-        pieces = _texts(col, rows)
-        offsets = np.zeros(len(pieces) + 1, np.int64)
-        np.cumsum([len(p) for p in pieces], out=offsets[1:])
-        return np.frombuffer(b"".join(pieces), np.uint8), offsets
-
-    ids = None if batch.event_id is None else batch.event_id.reshape(-1, 16)[rows].reshape(-1)
-    payload = take_text(batch.payload)
-    assert payload is not None
-    return inputs.BatchInput(
-        n=len(rows),
-        event_type=batch.event_type.take(idx),
-        entity_id=batch.entity_id.take(idx),
-        payload=payload,
-        metadata=take_text(batch.metadata),
-        timestamp=None if batch.timestamp is None else batch.timestamp[rows],
-        event_id=ids,
-        event_id_given=None if batch.event_id_given is None else batch.event_id_given[rows],
-    )
-
-
-def _events_of(table: pa.Table) -> list[Event]:
-    """Events from rows of an EVENT_SCHEMA table."""
-    cols = {name: table.column(name) for name in table.column_names}
-    ids = cols["event_id"].combine_chunks().storage.to_pylist()
-    ts = cols["timestamp"].cast(pa.int64()).to_pylist()
-    rec = cols["recorded_at"].cast(pa.int64()).to_pylist()
-    payload = cols["payload"].combine_chunks().storage.to_pylist()
-    metadata = cols["metadata"].combine_chunks().storage.to_pylist()
-    return [
-        Event(s, t, e, v, a, r, i, p, m, part, sv)
-        for s, t, e, v, a, r, i, p, m, part, sv in zip(
-            cols["sequence"].to_pylist(),
-            cols["event_type"].to_pylist(),
-            cols["entity_id"].to_pylist(),
-            cols["version"].to_pylist(),
-            ts,
-            rec,
-            ids,
-            payload,
-            metadata,
-            cols["partition"].to_pylist(),
-            cols["schema_version"].to_pylist(),
-            strict=True,
-        )
-    ]
