@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab import inputs, retries
+from allsource_lab.arrowbuf import string_buffers
 from allsource_lab.errors import (
     ConcurrencyError,
     InvalidEvent,
@@ -36,7 +37,7 @@ from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
 from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
 from allsource_lab.settings import Settings
-from allsource_lab.storage import FolderStorage, MemoryStorage, Storage
+from allsource_lab.storage import FolderStorage, Loaded, MemoryStorage, Storage
 from allsource_lab.tail import Tail
 from allsource_lab.wal import FRAME
 
@@ -98,10 +99,25 @@ class EventStore:
         )
         self.path = self._storage.path
         try:
-            loaded = self._storage.load()
+            self._open(self._storage.load(), settings)
         except BaseException:
             self._storage.close()
             raise
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if self._storage.durable and not read_only and settings.fsync != "always":
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="allsource-wal-flusher", daemon=True
+            )
+            self._flusher.start()
+        self._closed = False
+        self._refuse = read_only
+        _open_stores.add(self)
+
+    # -- open ----------------------------------------------------------------------------
+
+    def _open(self, loaded: Loaded, settings: Settings) -> None:
+        """In-memory state from what the storage loaded."""
         self._partitions = loaded.manifest.partitions
         self.store_id = loaded.manifest.store_id
         self.recovery_problems = loaded.problems
@@ -122,26 +138,14 @@ class EventStore:
         self._wal_buf = bytearray()
         self._appended = 0  # bytes ever put in _wal_buf
         self._synced = 0  # of those, bytes written and fsynced
-        self._rebuild()
+        self._rebuild(loaded.manifest.sealed_through)
         # Facts the append path reads on every call, computed once.
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
         self._wal_limit = settings.wal_buffer_bytes
         self._checkpoint_every = settings.checkpoint_every_events
-        self._stop = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if self._storage.durable and not read_only and settings.fsync != "always":
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="allsource-wal-flusher", daemon=True
-            )
-            self._flusher.start()
-        self._closed = False
-        self._refuse = read_only
-        _open_stores.add(self)
 
-    # -- open ----------------------------------------------------------------------------
-
-    def _rebuild(self) -> None:
+    def _rebuild(self, sealed_through: int) -> None:
         """Entity numbers, versions, next sequence and clock from everything loaded."""
         last_seq = 0
         last_rec = 0
@@ -149,8 +153,7 @@ class EventStore:
         for table in tables:
             if not table.num_rows:
                 continue
-            self._intern_entities(table.column("entity_id"))
-            nos = self._entity_numbers(table.column("entity_id"))
+            nos = self._intern_entities(table.column("entity_id"))
             vers = table.column("version").to_numpy()
             versions = np.frombuffer(self._versions, np.int64)
             version_kernels.raise_to(nos, vers, versions)
@@ -159,16 +162,10 @@ class EventStore:
             last_rec = max(
                 last_rec, int(pc.max(table.column("recorded_at")).cast(pa.int64()).as_py())
             )
-        self._next_seq = max(last_seq, self._storage_sealed_through()) + 1
+        self._next_seq = max(last_seq, sealed_through) + 1
         self._last_rec = last_rec
 
-    def _storage_sealed_through(self) -> int:
-        manifest = getattr(self._storage, "manifest", None)
-        return manifest.sealed_through if manifest is not None else 0
-
     def _intern_entities(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        from allsource_lab.arrowbuf import string_buffers
-
         data, offsets = string_buffers(column)
         before = len(self._keys)
         numbers = self._keys.intern_many(data, offsets)
@@ -178,12 +175,6 @@ class EventStore:
             self._versions.frombytes(bytes(8 * added))
             self._entity_partition.extend(partitions_of(hashes, self._partitions).tolist())
         return numbers
-
-    def _entity_numbers(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        from allsource_lab.arrowbuf import string_buffers
-
-        data, offsets = string_buffers(column)
-        return self._keys.lookup_many(data, offsets)
 
     # -- the single-event write path -----------------------------------------------------
 
@@ -451,8 +442,6 @@ class EventStore:
     def _batch_columns(
         self, batch: inputs.BatchInput, nos: np.ndarray, assigned: np.ndarray, first: int, rec: int
     ) -> ColumnBatch:
-        from allsource_lab.arrowbuf import string_buffers
-
         n = batch.n
         if batch.timestamp is None:
             ts = np.full(n, rec, np.int64)
