@@ -90,6 +90,7 @@ def kill_many(
     tmp_path: Path, fsync: str, kills: int, margin_s: float, delay: tuple[float, float]
 ) -> int:
     """Kill a writer ``kills`` times; returns how many events had to survive."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "crash.events"
     required: set[int] = set()
     for k in range(kills):
