@@ -147,6 +147,15 @@ class FolderStorage(Storage):
         if manifest_path.exists():
             manifest = Manifest.from_bytes(manifest_path.read_bytes(), str(manifest_path))
         else:
+            sealed = sorted(self.segment_dir.glob("*.parquet"))
+            if sealed:
+                # Segments without a manifest: a new manifest would call them orphans and
+                # delete the only copy of their events. Refuse and keep every byte.
+                raise CorruptionError(
+                    f"manifest.json is missing but {len(sealed)} segment file(s) exist; "
+                    "restore manifest.json from a backup (nothing was changed)",
+                    path=str(manifest_path),
+                )
             manifest = Manifest(store_id=str(uuid.uuid4()), partitions=self.settings.partitions)
             manifest.write(self.path)  # type: ignore[arg-type]
         self.manifest = manifest
