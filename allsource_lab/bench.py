@@ -88,12 +88,19 @@ TARGETS: dict[str, tuple[float, str]] = {
 class Figure:
     """One measured figure of an operation in ``OPERATIONS``.
 
-    >>> Figure("append", 600_000.0).verdict(), Figure("checkpoint", 4.2).verdict()
-    ('pass', 'miss')
+    >>> Figure("append", (600_000.0,)).verdict(), Figure("checkpoint", (4.2, 3.0, 9.9)).value
+    ('pass', 4.2)
     """
 
     key: str
-    value: float
+    runs: tuple[float, ...]  # one result per run; the figure is their median
+
+    @property
+    def value(self) -> float:
+        return statistics.median(self.runs)
+
+    def spread(self) -> str:
+        return f"{number(min(self.runs))}–{number(max(self.runs))}" if len(self.runs) > 1 else ""
 
     @property
     def name(self) -> str:
@@ -123,6 +130,7 @@ class Figure:
             "key": self.key,
             "name": self.name,
             "value": self.value,
+            "runs": list(self.runs),
             "unit": self.unit,
             "target": self.target(),
             "reference": self.reference(),
@@ -185,13 +193,13 @@ def single_rows(n: int) -> list[tuple[str, str, dict[str, Any]]]:
 # -- measuring ---------------------------------------------------------------------------
 
 
-def median_of(repeats: int, run: Callable[[], float]) -> float:
-    """Median of ``repeats`` calls of ``run``, each after a full garbage collection."""
+def repeat(repeats: int, run: Callable[[], float]) -> tuple[float, ...]:
+    """The results of ``repeats`` calls of ``run``, each after a full garbage collection."""
     results = []
     for _ in range(repeats):
         gc.collect()
         results.append(run())
-    return statistics.median(results)
+    return tuple(results)
 
 
 def scratch(folder: Path, name: str) -> Path:
@@ -239,8 +247,8 @@ def bench_single(sizes: Sizes, folder: Path) -> list[Figure]:
         return len(rows) / seconds
 
     every = asl.Settings().checkpoint_every_events
-    plain = median_of(sizes.repeats, lambda: run(NO_CHECKPOINT))
-    checkpointed = median_of(sizes.repeats, lambda: run(every))
+    plain = repeat(sizes.repeats, lambda: run(NO_CHECKPOINT))
+    checkpointed = repeat(sizes.repeats, lambda: run(every))
     return [Figure("append", plain), Figure("append_default_checkpoint", checkpointed)]
 
 
@@ -260,8 +268,8 @@ def bench_batch(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
 
     with asl.open(scratch(folder, "batch-warm"), fsync="always") as store:
         store.append_batch(table.slice(0, 1000))  # untimed: kernels loaded from the cache
-    plain = median_of(sizes.repeats, lambda: run(NO_CHECKPOINT))
-    checkpointed = median_of(sizes.repeats, lambda: run(asl.Settings().checkpoint_every_events))
+    plain = repeat(sizes.repeats, lambda: run(NO_CHECKPOINT))
+    checkpointed = repeat(sizes.repeats, lambda: run(asl.Settings().checkpoint_every_events))
     return [Figure("append_batch", plain), Figure("append_batch_default_checkpoint", checkpointed)]
 
 
@@ -282,8 +290,10 @@ def bench_checkpoint(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure
     ]
 
 
-def checkpoint_ms(path: Path, fill: Callable[[asl.EventStore], None], repeats: int) -> float:
-    """Median ms of ``store.checkpoint()`` right after ``fill`` put 1000 events in the tail."""
+def checkpoint_ms(
+    path: Path, fill: Callable[[asl.EventStore], None], repeats: int
+) -> tuple[float, ...]:
+    """Ms of each ``store.checkpoint()`` right after ``fill`` put 1000 events in the tail."""
 
     def run() -> float:
         fill(store)
@@ -293,7 +303,7 @@ def checkpoint_ms(path: Path, fill: Callable[[asl.EventStore], None], repeats: i
 
     with asl.open(path, checkpoint_every_events=NO_CHECKPOINT) as store:
         run()  # untimed: the first checkpoint loads the Parquet writer
-        return median_of(repeats, run)
+        return repeat(repeats, run)
 
 
 FIRST_OPEN_SCRIPT = """
@@ -323,8 +333,8 @@ def bench_reopen(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
         return seconds
 
     run()  # untimed: the first open in this process loads its kernels
-    again = median_of(sizes.repeats, run)
-    first = median_of(min(sizes.repeats, 3), lambda: run_python(FIRST_OPEN_SCRIPT, str(path)))
+    again = repeat(sizes.repeats, run)
+    first = repeat(min(sizes.repeats, 3), lambda: run_python(FIRST_OPEN_SCRIPT, str(path)))
     return [Figure("reopen", again), Figure("reopen_first_in_process", first)]
 
 
@@ -365,9 +375,9 @@ def bench_memory(folder: Path, table: pa.Table) -> list[Figure]:
         writer.write_table(table)
     since_open, since_warm, arrow = run_python(MEMORY_SCRIPT, str(source), str(folder / "memory"))
     return [
-        Figure("memory", since_open),
-        Figure("memory_after_warmup", since_warm),
-        Figure("memory_arrow", arrow),
+        Figure("memory", (since_open,)),
+        Figure("memory_after_warmup", (since_warm,)),
+        Figure("memory_arrow", (arrow,)),
     ]
 
 
@@ -390,8 +400,8 @@ def bench_import(sizes: Sizes, folder: Path) -> list[Figure]:
 
     run()  # untimed: fills the numba cache if it is cold
     runs = [run() for _ in range(max(sizes.repeats, 3))]
-    opened = statistics.median(r[0] for r in runs)
-    appended = statistics.median(r[1] for r in runs)
+    opened = tuple(r[0] for r in runs)
+    appended = tuple(r[1] for r in runs)
     return [Figure("import_open", opened), Figure("import_open_append", appended)]
 
 
@@ -412,9 +422,9 @@ def bench_peers(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
         return eventsourcing_save_rate(env, sizes.peer_saves)
 
     return [
-        Figure("eventsourcing_popo", median_of(repeats, popo)),
-        Figure("eventsourcing_sqlite", median_of(repeats, sqlite)),
-        Figure("duckdb_insert", median_of(repeats, lambda: duckdb_insert_rate(folder, table))),
+        Figure("eventsourcing_popo", repeat(repeats, popo)),
+        Figure("eventsourcing_sqlite", repeat(repeats, sqlite)),
+        Figure("duckdb_insert", repeat(repeats, lambda: duckdb_insert_rate(folder, table))),
         *parquet_floors(sizes, folder, table),
     ]
 
@@ -504,9 +514,9 @@ def parquet_floors(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
         return time.perf_counter() - start
 
     return [
-        Figure("pyarrow_ipc_write", median_of(sizes.repeats, write_ipc)),
-        Figure("pyarrow_write_1000", median_of(sizes.checkpoints, write_thousand)),
-        Figure("pyarrow_read_parquet", median_of(sizes.repeats, read_all)),
+        Figure("pyarrow_ipc_write", repeat(sizes.repeats, write_ipc)),
+        Figure("pyarrow_write_1000", repeat(sizes.checkpoints, write_thousand)),
+        Figure("pyarrow_read_parquet", repeat(sizes.repeats, read_all)),
     ]
 
 
@@ -558,12 +568,12 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-ROW = "| {:<72} | {:>18} | {:>14} | {:>15} | {:>4} |"
+ROW = "| {:<72} | {:>18} | {:>21} | {:>14} | {:>15} | {:>4} |"
 
 
 def print_row(f: Figure) -> None:
     value = f"{number(f.value)} {f.unit}"
-    print(ROW.format(f.name, value, f.target(), f.reference(), f.verdict()), flush=True)
+    print(ROW.format(f.name, value, f.spread(), f.target(), f.reference(), f.verdict()), flush=True)
 
 
 def machine_facts() -> dict[str, Any]:
@@ -607,8 +617,8 @@ def print_header(facts: dict[str, Any], sizes: Sizes) -> None:
         f"{ENTITIES:,} entities, ~110-byte payloads; eventsourcing: {sizes.peer_saves:,} saves. "
         f"Medians of {sizes.repeats} runs ({sizes.checkpoints} checkpoints, 1 memory run)."
     )
-    print(ROW.format("operation", "measured", "target", "reference", "met"))
-    print(ROW.format("-" * 72, "-" * 18, "-" * 14, "-" * 15, "-" * 4).replace(" ", "-"))
+    print(ROW.format("operation", "median", "min–max of runs", "target", "reference", "met"))
+    print(ROW.format(*("-" * w for w in (72, 18, 21, 14, 15, 4))).replace(" ", "-"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -625,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     print_header(facts, sizes)
     figures = run(sizes, only)
+    facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"Load average at end {facts['load_average_at_end']} (on {facts['cpu_count']} CPUs).")
     if args.json:
         rows = [f.as_json() for f in figures]
         report = {"machine": facts, "sizes": asdict(sizes), "figures": rows}

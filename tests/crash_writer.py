@@ -1,55 +1,114 @@
-"""Child process for the crash tests: appends forever and reports every acknowledgement.
+"""Child process for the crash tests: appends until it is killed, reporting every ack.
 
-Usage: python crash_writer.py STORE FSYNC SEED
+Usage: ``python crash_writer.py FSYNC SEED``
 
-Prints ``ready`` once open, then one line per acknowledged write:
-``<monotonic seconds> <first sequence> <last sequence>``, flushed at once, so the parent
-knows exactly what was acknowledged before it sends SIGKILL.
+1. Imports the package and warms every code path on a scratch folder store, then prints
+   ``warm``: a cold start takes a second or two, and the parent starts the next writer
+   while the current one is being killed, so that this cost overlaps the kill window.
+2. Waits for ``go STORE`` on stdin (EOF means "not needed": exit quietly).
+3. Opens STORE with the given fsync policy and prints ``ready``.
+4. Appends forever — single events over a few entities and, depending on the writer's
+   profile (see below), batches of 1–20 rows and checkpoints — and after each
+   acknowledged write prints, flushed at once::
+
+       <time.monotonic()> <first sequence> <last sequence> <op>
+
+   ``op`` counts this writer's writes from 0. Every payload carries ``run`` (the SEED)
+   and ``op`` (and, in a batch, the row ``i`` of ``n``), so the parent can tell exactly
+   which write an event came from, whether a batch arrived whole, and that no write
+   was lost while a later one survived.
+
+Everything the writer does is drawn from SEED, so a failing run can be repeated.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 
+ENTITIES = [f"e{i}" for i in range(7)]
+
+
+def warm_up(asl: object, fsync: str) -> None:
+    """Run every path the loop uses once, so that a kill lands among appends."""
+    scratch = tempfile.mkdtemp(prefix="asl-warm-")
+    try:
+        store = asl.open(scratch + "/s", fsync=fsync)  # type: ignore[attr-defined]
+        store.append("warm", "w", {"run": -1, "op": 0})
+        store.append_batch(
+            [{"event_type": "warm", "entity_id": "w", "payload": {"i": i}} for i in range(3)]
+        )
+        store.checkpoint()
+        store.append("warm", "w", {"run": -1, "op": 1})
+        store.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
 
 def main() -> None:
-    path, fsync, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    fsync, seed = sys.argv[1], int(sys.argv[2])
     rng = random.Random(seed)
-    warnings.simplefilter("ignore")  # a RecoveryWarning on reopen is the parent's concern
     import allsource_lab as asl
 
-    # Compile every kernel before saying ready (a cold numba cache takes seconds), so the
-    # parent's kill lands among appends, not in the compiler.
-    scratch = asl.open()
-    scratch.append("warm", "w", {"n": 1})
-    scratch.append_batch([{"event_type": "warm", "entity_id": "w", "payload": {}}])
-    scratch.checkpoint()
-    scratch.close()
-    store = asl.open(path, fsync=fsync, checkpoint_every_events=rng.choice([50, 200, 10_000]))
+    # Cutting a torn tail is expected here; the parent checks warnings on its own opens.
+    warnings.simplefilter("ignore", asl.RecoveryWarning)
+    warm_up(asl, fsync)
     out = sys.stdout
+    out.write("warm\n")
+    out.flush()
+    command = sys.stdin.readline().split(maxsplit=1)
+    if not command or command[0] != "go":
+        return
+    # The writer's profile follows from its run number, so that any three writers in a row
+    # cover all three. "quiet": paced single appends, no checkpoints - nothing but the
+    # fsync policy (per append, or the interval flusher) puts acknowledged events on disk.
+    # "checkpoints": singles and batches with frequent checkpoints, so kills land in them.
+    # "rotation": singles and batches over small WAL files, so kills land in rotations.
+    profile = ("quiet", "checkpoints", "rotation")[seed % 3]
+    quiet = profile == "quiet"
+    store = asl.open(
+        command[1].strip(),
+        fsync=fsync,
+        fsync_interval_s=0.1,
+        checkpoint_every_events={"quiet": 10**9, "checkpoints": 300, "rotation": 3_000}[profile],
+        wal_segment_bytes=16 * 1024 if profile == "rotation" else 64 * 1024 * 1024,
+    )
+    batch_share = 0.0 if quiet else 0.35
+    checkpoint_share = 0.0 if quiet else 0.03
     out.write("ready\n")
     out.flush()
-    entities = [f"e{i}" for i in range(7)]
+    op = 0
     while True:
+        if quiet:
+            # Unpaced, the 1 MiB WAL buffer fills in ~0.1 s and gets written by the
+            # appending thread itself, which would hide a flusher that never runs.
+            time.sleep(0.0005)
         roll = rng.random()
-        if roll < 0.6:
-            ev = store.append("tick", rng.choice(entities), {"n": rng.random()})
+        if roll < checkpoint_share:
+            store.checkpoint()
+            continue
+        if roll >= batch_share:
+            ev = store.append("tick", rng.choice(ENTITIES), {"run": seed, "op": op})
             first = last = ev.sequence
-        elif roll < 0.97:
+        else:
+            n = rng.randint(1, 20)
             rows = [
-                {"event_type": "bulk", "entity_id": rng.choice(entities), "payload": {"i": i}}
-                for i in range(rng.randint(1, 20))
+                {
+                    "event_type": "bulk",
+                    "entity_id": rng.choice(ENTITIES),
+                    "payload": {"run": seed, "op": op, "i": i, "n": n},
+                }
+                for i in range(n)
             ]
             res = store.append_batch(rows)
             first, last = res.first_sequence, res.last_sequence
-        else:
-            store.checkpoint()
-            continue
-        out.write(f"{time.monotonic()} {first} {last}\n")
+        out.write(f"{time.monotonic():.6f} {first} {last} {op}\n")
         out.flush()
+        op += 1
 
 
 if __name__ == "__main__":

@@ -1,57 +1,28 @@
 """Interning byte-string keys (entity ids, event ids) to dense numbers, in bulk.
 
-Open addressing with linear probing over an int64 slot array (-1 = empty); the keys'
-bytes live in one growable buffer with offsets, and each key's XXH64 is kept, both to
-skip byte comparisons on probe collisions and to rehash without rereading the keys.
+Open addressing with linear probing over an int64 slot array (-1 = empty, else a key
+number), a power of two in size and at most half full. The keys' bytes live back to back
+in one growable buffer with int64 offsets (Arrow layout), and each key's XXH64 (seed 0)
+is kept by number: it skips most byte comparisons on a probe, lets the table rehash
+without rereading any key, and is what the store derives partitions from.
+
+The kernels never allocate: when a new key does not fit they return the row they stopped
+at, :class:`KeyTable` grows the arrays and calls again. Growth doubles, so a batch of any
+size costs O(log n) such round trips.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from allsource_lab.kernels.hashing import xxh64
+from allsource_lab.kernels.hashing import _read64, xxh64_many
 from allsource_lab.kernels.jit import jit
 
 __all__ = ["KeyTable"]
 
 
 @jit
-def _equal(a: np.ndarray, s: int, e: int, b: np.ndarray, t: int, u: int) -> bool:
-    if e - s != u - t:
-        return False
-    for k in range(e - s):
-        if a[s + k] != b[t + k]:
-            return False
-    return True
-
-
-@jit
-def _find(
-    slots: np.ndarray,
-    hashes: np.ndarray,
-    koff: np.ndarray,
-    kdata: np.ndarray,
-    data: np.ndarray,
-    s: int,
-    e: int,
-    h: np.uint64,
-) -> tuple[Any, Any]:
-    """(slot, number): the key's number, or -1 and the empty slot where it belongs."""
-    mask = np.uint64(len(slots) - 1)
-    i = np.int64(h & mask)
-    while True:
-        no = slots[i]
-        if no < 0:
-            return i, -1
-        if hashes[no] == h and _equal(kdata, koff[no], koff[no + 1], data, s, e):
-            return i, no
-        i = (i + 1) & np.int64(mask)
-
-
-@jit
-def _intern(
+def _number(
     slots: np.ndarray,
     hashes: np.ndarray,
     koff: np.ndarray,
@@ -59,65 +30,59 @@ def _intern(
     n: int,
     data: np.ndarray,
     offsets: np.ndarray,
-    start: int,
+    row_hashes: np.ndarray,
+    row: int,
     out: np.ndarray,
+    add: bool,
 ) -> tuple[int, int]:
-    """Intern rows from ``start`` until done or until a buffer would overflow.
+    """Number rows from ``row`` on into ``out``; returns (the row it stopped at, keys now).
 
-    Returns (next row to do, keys now). The caller grows buffers and calls again.
+    Unknown keys get -1, or with ``add`` the next number; adding stops early, before the
+    key, if it would push the load past one half or overflow ``hashes``, ``koff`` or
+    ``kdata``: the caller grows them and calls again from that row.
     """
+    # The probe and the byte comparison are written out here rather than called: numba
+    # does not inline one @jit function into another, and the calls cost 20-25 ns a row
+    # (about as much as everything else; measured on 1M ten-byte keys).
+    mask = len(slots) - 1
     rows = len(offsets) - 1
-    r = start
-    while r < rows:
-        s = offsets[r]
-        e = offsets[r + 1]
-        h = xxh64(data, s, e, 0)
-        slot, no = _find(slots, hashes, koff, kdata, data, s, e, h)
-        if no < 0:
-            if 2 * (n + 1) > len(slots) or n + 2 > len(koff) or koff[n] + (e - s) > len(kdata):
-                return r, n
+    while row < rows:
+        s = offsets[row]
+        size = offsets[row + 1] - s
+        h = row_hashes[row]
+        i = np.int64(h & np.uint64(mask))
+        while True:
+            no = slots[i]
+            if no < 0:
+                break
+            if hashes[no] == h and koff[no + 1] - koff[no] == size:
+                t = koff[no]
+                k = 0
+                while k + 8 <= size and _read64(kdata, t + k) == _read64(data, s + k):
+                    k += 8
+                if k + 8 > size:
+                    while k < size and kdata[t + k] == data[s + k]:
+                        k += 1
+                if k == size:
+                    break
+            i = (i + 1) & mask
+        if no < 0 and add:
+            if 2 * (n + 1) > len(slots) or n >= len(hashes) or koff[n] + size > len(kdata):
+                return row, n
             no = n
-            slots[slot] = no
+            slots[i] = no
             hashes[no] = h
-            for k in range(e - s):
-                kdata[koff[no] + k] = data[s + k]
-            koff[no + 1] = koff[no] + (e - s)
+            kdata[koff[no] : koff[no] + size] = data[s : s + size]
+            koff[no + 1] = koff[no] + size
             n += 1
-        out[r] = no
-        r += 1
-    return r, n
-
-
-@jit
-def _lookup(
-    slots: np.ndarray,
-    hashes: np.ndarray,
-    koff: np.ndarray,
-    kdata: np.ndarray,
-    data: np.ndarray,
-    offsets: np.ndarray,
-) -> np.ndarray:
-    rows = len(offsets) - 1
-    out = np.empty(rows, np.int64)
-    for r in range(rows):
-        s = offsets[r]
-        e = offsets[r + 1]
-        _, no = _find(slots, hashes, koff, kdata, data, s, e, xxh64(data, s, e, 0))
-        out[r] = no
-    return out
-
-
-@jit
-def _lookup_one(
-    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, data: np.ndarray
-) -> Any:
-    _, no = _find(slots, hashes, koff, kdata, data, 0, len(data), xxh64(data, 0, len(data), 0))
-    return no
+        out[row] = no
+        row += 1
+    return row, n
 
 
 @jit
 def _rehash(slots: np.ndarray, hashes: np.ndarray, n: int) -> None:
-    mask = np.int64(len(slots) - 1)
+    mask = len(slots) - 1
     for no in range(n):
         i = np.int64(hashes[no] & np.uint64(mask))
         while slots[i] >= 0:
@@ -126,7 +91,7 @@ def _rehash(slots: np.ndarray, hashes: np.ndarray, n: int) -> None:
 
 
 @jit
-def _check_offsets(offsets: np.ndarray, size: int) -> bool:
+def _offsets_ok(offsets: np.ndarray, size: int) -> bool:
     if len(offsets) == 0 or offsets[0] < 0 or offsets[len(offsets) - 1] > size:
         return False
     for i in range(len(offsets) - 1):
@@ -138,58 +103,142 @@ def _check_offsets(offsets: np.ndarray, size: int) -> bool:
 class KeyTable:
     """Dense numbers 0, 1, 2, … for byte-string keys, in first-seen order.
 
+    ``capacity`` is how many keys fit before the first growth (a hint, not a limit).
+
     >>> t = KeyTable()
     >>> data = np.frombuffer(b"abcab", np.uint8)
     >>> t.intern_many(data, np.array([0, 1, 3, 4, 5], np.int64)).tolist()
     [0, 1, 0, 2]
-    >>> t.lookup(b"bc"), t.lookup(b"zz"), t.key(2)
-    (1, -1, b'b')
+    >>> t.lookup(b"bc"), t.lookup(b"zz"), t.key(2), len(t)
+    (1, -1, b'b', 3)
     """
 
     def __init__(self, capacity: int = 1024) -> None:
-        size = 16
-        while size < 2 * capacity:
-            size *= 2
-        self._slots = np.full(size, -1, np.int64)
+        capacity = max(int(capacity), 1)
+        self._slots = np.full(_table_size(capacity), -1, np.int64)
         self._hashes = np.zeros(capacity, np.uint64)
         self._koff = np.zeros(capacity + 1, np.int64)
-        self._kdata = np.zeros(capacity * 16, np.uint8)
+        self._kdata = np.zeros(16 * capacity, np.uint8)
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def _grow(self, rows_left: int, bytes_left: int) -> None:
-        n = self._n
-        need_keys = n + max(1, min(rows_left, n + 1024))
-        if 2 * (need_keys + 1) > len(self._slots):
-            size = len(self._slots)
-            while size < 2 * (need_keys + 1):
-                size *= 2
-            self._slots = np.full(size, -1, np.int64)
-            _rehash(self._slots, self._hashes, n)
-        if need_keys + 1 > len(self._koff) - 1:
-            cap = max(need_keys + 1, 2 * len(self._hashes))
-            self._hashes = np.concatenate([self._hashes[:n], np.zeros(cap - n, np.uint64)])
-            self._koff = np.concatenate([self._koff[: n + 1], np.zeros(cap - n, np.int64)])
-        used = int(self._koff[n])
-        if used + bytes_left > len(self._kdata):
-            cap = max(used + bytes_left, 2 * len(self._kdata))
-            grown = np.zeros(cap, np.uint8)
-            grown[:used] = self._kdata[:used]
-            self._kdata = grown
-
     def intern_many(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """The number of every key in an Arrow-layout batch, adding unknown ones.
+        """The number of every key in an Arrow-layout batch, adding unknown keys.
+
+        Key i is data[offsets[i]:offsets[i + 1]]; ``data`` is uint8 and ``offsets`` has one
+        entry more than there are keys. New keys are numbered in row order (a key repeated
+        in the batch gets one number), so the numbers >= the old ``len(self)`` are the new
+        keys. Returns an int64 array.
 
         Raises:
-            ValueError: the offsets are not non-decreasing or point outside ``data``.
+            ValueError: if ``data`` is not uint8, or the offsets are empty, decreasing or
+                outside ``data``.
+
+        >>> t = KeyTable()
+        >>> t.intern(b"x")
+        0
+        >>> t.intern_many(np.frombuffer(b"yxy", np.uint8), np.arange(4)).tolist()
+        [1, 0, 1]
         """
-        data, offsets = _arrays(data, offsets)
-        out = np.empty(len(offsets) - 1, np.int64)
+        return self._number_all(*_checked(data, offsets), add=True)
+
+    def lookup_many(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The number of every key in an Arrow-layout batch, -1 where unknown; adds nothing.
+
+        Raises:
+            ValueError: as for :meth:`intern_many`.
+
+        >>> t = KeyTable()
+        >>> t.intern(b"b")
+        0
+        >>> t.lookup_many(np.frombuffer(b"ab", np.uint8), np.arange(3)).tolist()
+        [-1, 0]
+        """
+        return self._number_all(*_checked(data, offsets), add=False)
+
+    def intern(self, key: bytes) -> int:
+        """The number of one key, adding it if new.
+
+        >>> t = KeyTable()
+        >>> t.intern(b"a"), t.intern(b"b"), t.intern(b"a")
+        (0, 1, 0)
+        """
+        return int(self._number_all(*_one(key), add=True)[0])
+
+    def lookup(self, key: bytes) -> int:
+        """The number of one key, or -1 if it was never interned.
+
+        >>> t = KeyTable()
+        >>> t.intern(b"a"), t.lookup(b"a"), t.lookup(b"b")
+        (0, 0, -1)
+        """
+        return int(self._number_all(*_one(key), add=False)[0])
+
+    def key(self, number: int) -> bytes:
+        """The bytes of key ``number``.
+
+        Raises:
+            IndexError: unless 0 <= number < len(self).
+
+        >>> t = KeyTable()
+        >>> t.key(t.intern("é".encode())).decode()
+        'é'
+        """
+        self._check_number(number)
+        return self._kdata[self._koff[number] : self._koff[number + 1]].tobytes()
+
+    def hash_of(self, number: int) -> int:
+        """The XXH64 (seed 0) of key ``number``.
+
+        Raises:
+            IndexError: unless 0 <= number < len(self).
+
+        >>> t = KeyTable()
+        >>> hex(t.hash_of(t.intern(b"hello")))
+        '0x26c7827d889f6da3'
+        """
+        self._check_number(number)
+        return int(self._hashes[number])
+
+    def hashes(self) -> np.ndarray:
+        """The XXH64 (seed 0) of every key, by number: a read-only uint64 view.
+
+        The view is a snapshot: keys interned later are not in it.
+
+        >>> t = KeyTable()
+        >>> t.intern_many(np.frombuffer(b"hello", np.uint8), np.array([0, 5, 5])).tolist()
+        [0, 1]
+        >>> [hex(h) for h in t.hashes()]
+        ['0x26c7827d889f6da3', '0xef46db3751d8e999']
+        """
+        return _read_only(self._hashes[: self._n])
+
+    def key_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key, by number, in Arrow layout: read-only (uint8 data, int64 offsets) views.
+
+        ``offsets`` has ``len(self) + 1`` entries and starts at 0; like :meth:`hashes`, the
+        views are a snapshot.
+
+        >>> t = KeyTable()
+        >>> t.intern_many(np.frombuffer(b"abcab", np.uint8), np.array([0, 1, 3, 5])).tolist()
+        [0, 1, 2]
+        >>> data, offsets = t.key_buffers()
+        >>> data.tobytes(), offsets.tolist()
+        (b'abcab', [0, 1, 3, 5])
+        """
+        n = self._n
+        return _read_only(self._kdata[: self._koff[n]]), _read_only(self._koff[: n + 1])
+
+    def _number_all(self, data: np.ndarray, offsets: np.ndarray, add: bool) -> np.ndarray:
+        # Hashing all rows first, in its own tight loop, measured faster than hashing
+        # inside the probe loop; growth also does not hash a row twice.
+        row_hashes = xxh64_many(data, offsets, 0)
+        out = np.empty(len(row_hashes), np.int64)
         row = 0
         while True:
-            row, self._n = _intern(
+            row, self._n = _number(
                 self._slots,
                 self._hashes,
                 self._koff,
@@ -197,45 +246,71 @@ class KeyTable:
                 self._n,
                 data,
                 offsets,
+                row_hashes,
                 row,
                 out,
+                add,
             )
-            if row >= len(out):
+            if row == len(out):
                 return out
-            self._grow(len(out) - row, int(offsets[-1] - offsets[row]))
+            self._grow(int(offsets[row + 1] - offsets[row]))
 
-    def lookup_many(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """The number of every key, -1 for unknown ones; adds nothing."""
-        data, offsets = _arrays(data, offsets)
-        return _lookup(self._slots, self._hashes, self._koff, self._kdata, data, offsets)
+    def _check_number(self, number: int) -> None:
+        if not 0 <= number < self._n:
+            raise IndexError(f"no key number {number}: the table holds {self._n} keys")
 
-    def intern(self, key: bytes) -> int:
-        """The number of one key, adding it if new."""
-        return int(self.intern_many(np.frombuffer(key, np.uint8), np.array([0, len(key)]))[0])
-
-    def lookup(self, key: bytes) -> int:
-        """The number of one key, or -1."""
-        data = np.frombuffer(key, np.uint8)
-        return int(_lookup_one(self._slots, self._hashes, self._koff, self._kdata, data))
-
-    def key(self, number: int) -> bytes:
-        return self._kdata[self._koff[number] : self._koff[number + 1]].tobytes()
-
-    def hash_of(self, number: int) -> int:
-        return int(self._hashes[number])
-
-    def hashes(self) -> np.ndarray:
-        """XXH64 (seed 0) of every key, by number (a view)."""
-        return self._hashes[: self._n]
-
-    def key_buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        """(data, offsets) of every key, by number, in Arrow layout (views)."""
-        return self._kdata[: int(self._koff[self._n])], self._koff[: self._n + 1]
+    def _grow(self, key_bytes: int) -> None:
+        """Make room for one more key of ``key_bytes`` bytes, doubling what is short."""
+        n = self._n
+        if 2 * (n + 1) > len(self._slots):
+            self._slots = np.full(2 * len(self._slots), -1, np.int64)
+            _rehash(self._slots, self._hashes, n)
+        if n >= len(self._hashes):
+            keys = 2 * len(self._hashes)
+            self._hashes = _resized(self._hashes, keys)
+            self._koff = _resized(self._koff, keys + 1)
+        used = int(self._koff[n])
+        if used + key_bytes > len(self._kdata):
+            self._kdata = _resized(self._kdata, max(2 * len(self._kdata), used + key_bytes))
 
 
-def _arrays(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    data = np.ascontiguousarray(data, np.uint8)
+def _table_size(keys: int) -> int:
+    """The smallest power of two >= 16 that holds ``keys`` at load one half."""
+    size = 16
+    while size < 2 * keys:
+        size *= 2
+    return size
+
+
+def _resized(a: np.ndarray, size: int) -> np.ndarray:
+    grown = np.zeros(size, a.dtype)
+    grown[: len(a)] = a
+    return grown
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _one(key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One key as an Arrow-layout batch (valid by construction, so not checked)."""
+    return np.frombuffer(key, np.uint8), np.array([0, len(key)], np.int64)
+
+
+def _checked(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(data, offsets) as contiguous uint8 and int64, after an O(n) check of the offsets."""
+    data = np.asarray(data)
+    offsets = np.asarray(offsets)
+    if data.dtype != np.uint8 or data.ndim != 1:
+        raise ValueError(f"key data must be a 1-d uint8 array, not {data.ndim}-d {data.dtype}")
+    if offsets.dtype.kind not in "iu" or offsets.ndim != 1:
+        raise ValueError(f"offsets must be 1-d integers, not {offsets.ndim}-d {offsets.dtype}")
+    data = np.ascontiguousarray(data)
     offsets = np.ascontiguousarray(offsets, np.int64)
-    if not _check_offsets(offsets, len(data)):
-        raise ValueError("offsets must be non-decreasing and within the data buffer")
+    if not _offsets_ok(offsets, len(data)):
+        raise ValueError(
+            "malformed offsets: need at least one entry, non-decreasing, from >= 0 up to"
+            f" <= len(data) = {len(data)}"
+        )
     return data, offsets
