@@ -101,9 +101,21 @@ def to_record_batch(cols: ColumnBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=EVENT_SCHEMA)
 
 
-def decode_singles(buf: np.ndarray, start: int, end: int) -> ColumnBatch:
-    """Columns of the framed single-event records in buf[start:end] (already checked)."""
+def decode_singles(buf: np.ndarray, start: int, end: int, path: str = "") -> ColumnBatch:
+    """Columns of the framed single-event records in buf[start:end] (CRCs already checked).
+
+    Raises:
+        CorruptionError: a record's lengths do not match its size.
+    """
     n, tl, el, ml, pl = kernel.count_singles(buf, start, end)
+    if n < 0:
+        raise CorruptionError(
+            "single-event record is malformed (its lengths do not add up) although its "
+            "checksum matches; it was written by another version or a bug — restore the "
+            "WAL file from a backup",
+            path=path,
+            offset=tl,
+        )
     c = kernel.decode_singles(buf, start, end, n, tl, el, ml, pl)
     return ColumnBatch(
         sequence=c[0],

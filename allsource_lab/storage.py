@@ -202,10 +202,10 @@ class FolderStorage(Storage):
                     if run_start >= 0 and s == run_end:
                         run_end = end
                         continue
-                    self._flush_run(out, data, run_start, run_end)
+                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
                     run_start, run_end = s, end
                 elif kind == KIND_BATCH:
-                    self._flush_run(out, data, run_start, run_end)
+                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
                     run_start = run_end = -1
                     body = data[s + 8 : end]
                     out.append(
@@ -217,7 +217,7 @@ class FolderStorage(Storage):
                         path=str(log_file.path),
                         offset=s,
                     )
-            self._flush_run(out, data, run_start, run_end)
+            self._flush_run(out, data, run_start, run_end, str(log_file.path))
         # Records already sealed into a segment (a crash between the manifest update and
         # the WAL trim) are skipped here rather than trusted to be deleted.
         kept = []
@@ -230,9 +230,11 @@ class FolderStorage(Storage):
         return kept
 
     @staticmethod
-    def _flush_run(out: list[pa.RecordBatch], data: np.ndarray, start: int, end: int) -> None:
+    def _flush_run(
+        out: list[pa.RecordBatch], data: np.ndarray, start: int, end: int, path: str
+    ) -> None:
         if start >= 0:
-            out.append(to_record_batch(decode_singles(data, start, end)))
+            out.append(to_record_batch(decode_singles(data, start, end, path)))
 
     def _remove_orphans(self, manifest: Manifest) -> None:
         live = {s.file for s in manifest.segments}

@@ -413,14 +413,6 @@ def test_a_checksummed_batch_record_that_is_malformed_is_refused(pristine, tmp_p
     assert (info.value.path, info.value.offset) == (str(wal), offset)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: storage.FolderStorage._decode hands runs of single-event records to "
-    "kernels/records.py count_singles/decode_singles, which trust the header's lengths: a "
-    "record that passes its CRC but is shorter than the 67-byte header, or whose string "
-    "lengths overrun it, is read out of bounds (UnicodeDecodeError, garbage, or SIGSEGV) "
-    "instead of raising CorruptionError as decode_batch does",
-)
 @pytest.mark.parametrize(
     "body",
     [

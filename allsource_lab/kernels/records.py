@@ -47,7 +47,10 @@ def _i64(b: np.ndarray, p: int) -> np.int64:
 
 @jit
 def count_singles(buf: np.ndarray, start: int, end: int) -> tuple[int, int, int, int, int]:
-    """Number of framed single-event records in buf[start:end] and their string byte totals."""
+    """Number of framed single-event records in buf[start:end] and their string byte totals.
+
+    Returns ``(-1, offset, 0, 0, 0)`` for the first record whose lengths do not add up.
+    """
     n = 0
     tl = 0
     el = 0
@@ -57,10 +60,20 @@ def count_singles(buf: np.ndarray, start: int, end: int) -> tuple[int, int, int,
     while p < end:
         length = _u32(buf, p)
         b = p + FRAME_SIZE
-        tl += _u16(buf, b + _TLEN)
-        el += _u16(buf, b + _ELEN)
-        ml += _u32(buf, b + _MLEN)
-        pl += _u32(buf, b + _PLEN)
+        # A record can pass its CRC and still not be what this version writes (a bug, or
+        # a newer format): its lengths must add up before any byte is copied out of it.
+        if length < HEADER_SIZE or b + length > end:
+            return -1, p, 0, 0, 0
+        t = _u16(buf, b + _TLEN)
+        e = _u16(buf, b + _ELEN)
+        m = _u32(buf, b + _MLEN)
+        q = _u32(buf, b + _PLEN)
+        if HEADER_SIZE + t + e + m + q != length:
+            return -1, p, 0, 0, 0
+        tl += t
+        el += e
+        ml += m
+        pl += q
         n += 1
         p = b + length
     return n, tl, el, ml, pl
