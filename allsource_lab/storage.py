@@ -158,13 +158,14 @@ class FolderStorage(Storage):
                 )
             manifest = Manifest(store_id=str(uuid.uuid4()), partitions=self.settings.partitions)
             manifest.write(self.path)  # type: ignore[arg-type]
-        self.manifest = manifest
-        segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
-        if not self.read_only:
+        if self.read_only:
+            manifest, segments, scan, batches = self._read_consistent(manifest_path)
+        else:
+            segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
             self._remove_orphans(manifest)
-        mode = self.settings.recovery
-        scan = self.wal.scan(mode, repair=not self.read_only)
-        batches = self._decode(scan, manifest.sealed_through)
+            scan = self.wal.scan(self.settings.recovery, repair=True)
+            batches = self._decode(scan, manifest.sealed_through)
+        self.manifest = manifest
         if scan.truncated and not self.read_only:
             warnings.warn(
                 f"{self.path}: cut off a torn final WAL record "
@@ -178,6 +179,30 @@ class FolderStorage(Storage):
                 self._next_sequence(manifest, batches), fresh=scan.damaged_last_file
             )
         return Loaded(manifest, segments, batches, list(scan.problems))
+
+    def _read_consistent(
+        self, manifest_path: Path
+    ) -> tuple[Manifest, list[pa.Table], LogScan, list[pa.RecordBatch]]:
+        """Manifest, segments and WAL as of one moment, beside a writer that may checkpoint.
+
+        A checkpoint between reading the manifest and listing the WAL would trim WAL files
+        the old manifest does not cover; so read, then check the manifest did not change,
+        and read again if it did.
+        """
+        for _ in range(20):
+            raw = manifest_path.read_bytes()
+            manifest = Manifest.from_bytes(raw, str(manifest_path))
+            try:
+                segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+                scan = self.wal.scan(self.settings.recovery, repair=False)
+            except FileNotFoundError:
+                continue  # a WAL file trimmed while we listed them: the manifest moved on
+            if manifest_path.read_bytes() == raw:
+                return manifest, segments, scan, self._decode(scan, manifest.sealed_through)
+        raise StorageError(
+            f"{self.path} kept changing under this read-only open (a writer checkpointing "
+            "continuously); try again"
+        )
 
     @staticmethod
     def _next_sequence(manifest: Manifest, batches: list[pa.RecordBatch]) -> int:

@@ -197,12 +197,6 @@ def test_read_only_open_of_a_missing_store_is_a_clear_error(tmp_path):
     assert not (tmp_path / "nothing").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a read-only open reads manifest.json, then the segments, then lists the WAL "
-    "(storage.py FolderStorage.load); a checkpoint by the writer in between seals and deletes "
-    "WAL files the old manifest does not cover, so the reader misses those events",
-)
 def test_a_reader_opening_during_a_checkpoint_sees_a_gapless_log(holder, monkeypatch):
     holder.do("append 10", "checkpoint", "append 5", "flush")  # 1-10 sealed, 11-15 in the WAL
     real_read_segment = allsource_lab.storage.read_segment
