@@ -339,8 +339,13 @@ class FolderStorage(Storage):
             if problem is not None:
                 problems.append(f"{path}: {problem}")
         for path in self.wal.files():
+            try:
+                problems.extend(_check_wal_file(path))
+            except FileNotFoundError:
+                continue  # trimmed by a checkpoint since it was listed: nothing to check
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc})")
             checked += 1
-            problems.extend(_check_wal_file(path))
         return problems, checked
 
     def close(self) -> None:
