@@ -315,6 +315,13 @@ def _columns(data: object) -> tuple[int, dict[str, Any]]:
     return len(rows), cols
 
 
+def _one_array(col: Any) -> Any:
+    """A ChunkedArray as one Array; a single chunk is taken as is (combining copies it)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
 def _first_null(col: Any) -> int | None:
     if isinstance(col, list):
         for i, v in enumerate(col):
@@ -339,7 +346,7 @@ def _string_column(col: Any, field: str, check: Any, settings: Settings, n: int)
                 check(v, settings, i)
         arr = pa.array(col, pa.string())
     else:
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        arr = _one_array(col)
         if pa.types.is_dictionary(arr.type):
             arr = arr.cast(arr.type.value_type)
         if pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
@@ -382,7 +389,7 @@ def _json_column(
     if null is not None:
         raise InvalidEvent(f"{field} is required (got null)", row=null, field=field)
     if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+        col = _one_array(col)
     if isinstance(col, pa.Array) and isinstance(col.type, pa.ExtensionType):
         col = col.storage
     if isinstance(col, pa.Array) and pa.types.is_struct(col.type):
@@ -483,7 +490,7 @@ def _time_column(col: Any, n: int) -> np.ndarray:
         for i, v in enumerate(col):
             out[i] = MISSING_TIME if v is None else parse_time(v, row=i)
         return out
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    arr = _one_array(col)
     if pa.types.is_timestamp(arr.type):
         if arr.type.tz is None:
             row = _first_non_null(arr)
@@ -523,7 +530,7 @@ def _id_column(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     ids = np.zeros(n * 16, np.uint8)
     given = np.zeros(n, np.bool_)
     if not isinstance(col, list):
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        arr = _one_array(col)
         if isinstance(arr.type, pa.ExtensionType):
             arr = arr.storage
         if pa.types.is_fixed_size_binary(arr.type) and arr.type.byte_width == 16:
