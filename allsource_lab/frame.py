@@ -7,12 +7,12 @@ materialized (``len``, iteration, ``to_arrow``, ``to_pandas``, display) and then
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from allsource_lab.errors import InvalidEvent
 from allsource_lab.events import Event, _iso
@@ -45,48 +45,40 @@ class Query:
             if value is not None and (type(value) is not int or value < 0):
                 raise InvalidEvent(f"{name} must be an int >= 0, not {value!r}", field=name)
 
-    def mask(self, table: pa.Table) -> pa.ChunkedArray | None:
-        """A filter selecting this query's rows of ``table``, or None for all of them."""
-        conds = []
-        if self.entity_id is not None:
-            conds.append(pc.equal(table.column("entity_id"), self.entity_id))
-        if self.event_type is not None:
-            conds.append(pc.equal(table.column("event_type"), self.event_type))
-        ts = table.column("timestamp").cast(pa.int64())
-        if self.since is not None:
-            conds.append(pc.greater_equal(ts, self.since))
-        if self.until is not None:
-            conds.append(pc.less(ts, self.until))
-        if self.as_of is not None:
-            conds.append(pc.less_equal(ts, self.as_of))
-        if self.known_at is not None:
-            rec = table.column("recorded_at").cast(pa.int64())
-            conds.append(pc.less_equal(rec, self.known_at))
-        if self.after is not None:
-            conds.append(pc.greater(table.column("sequence"), self.after))
-        if not conds:
-            return None
-        mask = conds[0]
-        for cond in conds[1:]:
-            mask = pc.and_(mask, cond)
-        return mask
+
+class RowSource(Protocol):
+    """Where an EventFrame gets its rows: the store's index and Arrow pieces."""
+
+    def _positions(self, query: Query) -> np.ndarray: ...
+
+    def _rows(self, positions: np.ndarray) -> pa.Table: ...
 
 
 class EventFrame:
     """Events selected by a query, materialized on first use.
 
-    ``next_cursor`` is the sequence to pass as ``after=`` for the next page when a
-    ``limit`` cut the result short, else None.
+    Building a frame only records the query. The first ``len()`` picks the matching
+    events from the index (positions: cheap, and fixed from then on, so a frame does not
+    change under later appends); ``to_arrow()``, ``to_pandas()``, iteration and display
+    also gather their rows. ``next_cursor`` is the sequence to pass as ``after=`` for the
+    next page when a ``limit`` cut the result short, else None.
     """
 
-    def __init__(self, select: Callable[[Query], pa.Table], query: Query) -> None:
-        self._select = select
+    def __init__(self, source: RowSource, query: Query) -> None:
+        self._source = source
         self.query = query
+        self._positions: np.ndarray | None = None
         self._table: pa.Table | None = None
 
+    def _picked(self) -> np.ndarray:
+        if self._positions is None:
+            self._positions = self._source._positions(self.query)
+        return self._positions
+
     def to_arrow(self) -> pa.Table:
+        """The events as an Arrow table with the DESIGN.md §1 columns."""
         if self._table is None:
-            self._table = self._select(self.query)
+            self._table = self._source._rows(self._picked())
         return self._table
 
     def to_pandas(self) -> Any:
@@ -110,7 +102,7 @@ class EventFrame:
         return frame
 
     def __len__(self) -> int:
-        return int(self.to_arrow().num_rows)
+        return len(self._picked())
 
     def __iter__(self) -> Iterator[Event]:
         table = self.to_arrow()
@@ -120,12 +112,10 @@ class EventFrame:
     @property
     def next_cursor(self) -> int | None:
         limit = self.query.limit
-        table = self.to_arrow()
-        if limit is None or table.num_rows < limit or table.num_rows == 0:
+        n = len(self)
+        if limit is None or n < limit or n == 0 or self.query.reverse:
             return None
-        if self.query.reverse:
-            return None
-        return int(table.column("sequence")[-1].as_py())
+        return int(self.to_arrow().column("sequence")[-1].as_py())
 
     def __repr__(self) -> str:
         n = len(self)

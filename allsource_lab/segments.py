@@ -10,23 +10,34 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from allsource_lab.errors import CorruptionError
 from allsource_lab.events import EVENT_SCHEMA
 from allsource_lab.manifest import SegmentInfo, fsync_folder
 
-__all__ = ["SORT_KEYS", "encode_segment", "read_segment", "write_segment"]
+__all__ = [
+    "SORT_KEYS",
+    "encode_segment",
+    "read_segment",
+    "sort_for_segment",
+    "write_segment",
+]
 
 SORT_KEYS = [("partition", "ascending"), ("entity_id", "ascending"), ("sequence", "ascending")]
 
 
-def encode_segment(
-    table: pa.Table, *, row_group_rows: int, zstd_level: int
-) -> tuple[pa.Table, pa.Buffer]:
-    """Sort the events and encode them as Parquet bytes (in memory)."""
-    ordered = table.sort_by(SORT_KEYS)
+def sort_for_segment(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The events in segment order, and the row order that made it (for the index)."""
+    order = pc.sort_indices(table, sort_keys=SORT_KEYS)
+    return table.take(order).combine_chunks(), order.to_numpy()
+
+
+def encode_segment(ordered: pa.Table, *, row_group_rows: int, zstd_level: int) -> pa.Buffer:
+    """Encode events already in segment order as Parquet bytes (in memory)."""
     sink = pa.BufferOutputStream()
     pq.write_table(
         ordered,
@@ -39,7 +50,7 @@ def encode_segment(
         use_dictionary=["event_type", "entity_id"],
         write_statistics=["sequence", "timestamp", "recorded_at", "partition"],
     )
-    return ordered, sink.getvalue()
+    return sink.getvalue()
 
 
 def segment_name(first: int, last: int) -> str:

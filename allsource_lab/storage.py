@@ -26,7 +26,13 @@ from allsource_lab.records import (
     decode_singles,
     to_record_batch,
 )
-from allsource_lab.segments import check_segment_bytes, encode_segment, read_segment, write_segment
+from allsource_lab.segments import (
+    check_segment_bytes,
+    encode_segment,
+    read_segment,
+    sort_for_segment,
+    write_segment,
+)
 from allsource_lab.settings import Settings
 from allsource_lab.wal import MAX_RECORD_BYTES, LogScan, WriteAheadLog
 
@@ -64,7 +70,10 @@ class Storage:
     def rotate_log(self, next_sequence: int) -> None:
         raise NotImplementedError
 
-    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order."""
         raise NotImplementedError
 
     def verify(self) -> tuple[list[str], int]:
@@ -96,13 +105,13 @@ class MemoryStorage(Storage):
     def rotate_log(self, next_sequence: int) -> None:
         pass
 
-    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
-        ordered = table.sort_by(
-            [("partition", "ascending"), ("entity_id", "ascending"), ("sequence", "ascending")]
-        )
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        ordered, order = sort_for_segment(table)
         self.segments.append(ordered)
         self.manifest.sealed_through = through
-        return ordered
+        return ordered, order
 
     def verify(self) -> tuple[list[str], int]:
         return [], 0
@@ -290,7 +299,9 @@ class FolderStorage(Storage):
     def rotate_log(self, next_sequence: int) -> None:
         self.wal.rotate(next_sequence, sync=True)
 
-    def seal(self, table: pa.Table, through: int, settings: Settings) -> pa.Table:
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
         """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
 
         The order is what makes a crash at any point safe: until the manifest names the
@@ -302,8 +313,9 @@ class FolderStorage(Storage):
         # before the manifest that makes them live, and until then an unsynced WAL is no
         # worse than the fsync policy already allowed.
         self.wal.rotate(through + 1, sync=False)
-        ordered, data = encode_segment(
-            table,
+        ordered, order = sort_for_segment(table)
+        data = encode_segment(
+            ordered,
             row_group_rows=settings.segment_row_group_rows,
             zstd_level=settings.segment_zstd_level,
         )
@@ -314,7 +326,7 @@ class FolderStorage(Storage):
         manifest.write(self.path)  # type: ignore[arg-type]
         self.manifest = manifest
         self.wal.remove_before_current()
-        return ordered
+        return ordered, order
 
     # -- checking ----------------------------------------------------------------------
 

@@ -28,13 +28,14 @@ from allsource_lab.errors import (
     NotFound,
     StorageError,
 )
-from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
-from allsource_lab.frame import EventFrame, Query, events_from_table
+from allsource_lab.events import Event, IdGenerator
+from allsource_lab.frame import EventFrame, Query
 from allsource_lab.idindex import IdIndex
 from allsource_lab.integrity import IntegrityReport, check_tables
 from allsource_lab.kernels import versions as version_kernels
 from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
+from allsource_lab.reads import Reader, one_batch
 from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
 from allsource_lab.settings import Settings
 from allsource_lab.storage import FolderStorage, Loaded, MemoryStorage, Storage
@@ -51,6 +52,11 @@ _pack_frame = FRAME.pack
 _time_ns = time.time_ns
 
 _open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
+
+
+def _max_int(column: pa.Array | pa.ChunkedArray) -> int:
+    """The largest value of an integer or timestamp column, as an int."""
+    return int(pc.max(column.cast(pa.int64())).as_py())
 
 
 @atexit.register
@@ -121,11 +127,10 @@ class EventStore:
         self._partitions = loaded.manifest.partitions
         self.store_id = loaded.manifest.store_id
         self.recovery_problems = loaded.problems
-        self._segments: list[pa.Table] = loaded.segments
+        # Each segment as a one-batch table: the reader's pieces share its buffers.
+        self._segments: list[pa.Table] = []
         # Last sequence of each segment, so catch-up work can skip whole segments.
-        self._segment_last = [
-            int(pc.max(t.column("sequence")).as_py()) if t.num_rows else 0 for t in self._segments
-        ]
+        self._segment_last: list[int] = []
         self._tail = Tail(loaded.tail)
         self._ids = IdGenerator()
         self._next_id = self._ids.next  # bound once: the append path calls it every time
@@ -138,32 +143,46 @@ class EventStore:
         self._wal_buf = bytearray()
         self._appended = 0  # bytes ever put in _wal_buf
         self._synced = 0  # of those, bytes written and fsynced
-        self._rebuild(loaded.manifest.sealed_through)
+        self._reader = Reader(self._keys)
+        self._rebuild(loaded.segments, loaded.manifest.sealed_through)
         # Facts the append path reads on every call, computed once.
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
         self._wal_limit = settings.wal_buffer_bytes
         self._checkpoint_every = settings.checkpoint_every_events
 
-    def _rebuild(self, sealed_through: int) -> None:
-        """Entity numbers, versions, next sequence and clock from everything loaded."""
+    def _rebuild(self, segments: list[pa.Table], sealed_through: int) -> None:
+        """Entity numbers, versions, the index, next sequence and clock from what loaded."""
         last_seq = 0
         last_rec = 0
-        tables = [*self._segments, self._tail.table()]
-        for table in tables:
-            if not table.num_rows:
+        reader = self._reader
+        for segment in segments:
+            if not segment.num_rows:
                 continue
-            nos = self._intern_entities(table.column("entity_id"))
-            vers = table.column("version").to_numpy()
-            versions = np.frombuffer(self._versions, np.int64)
-            version_kernels.raise_to(nos, vers, versions)
-            del versions
-            last_seq = max(last_seq, int(pc.max(table.column("sequence")).as_py()))
-            last_rec = max(
-                last_rec, int(pc.max(table.column("recorded_at")).cast(pa.int64()).as_py())
-            )
+            batch = one_batch(segment)
+            self._segments.append(pa.Table.from_batches([batch]))
+            nos = self._absorb(batch)
+            reader.add_segment(batch, nos)
+            seq = batch.column("sequence")
+            self._segment_last.append(int(pc.max(seq).as_py()))
+            last_seq = max(last_seq, self._segment_last[-1])
+            last_rec = max(last_rec, _max_int(batch.column("recorded_at")))
+        reader.finish_open()
+        for chunk in self._tail.chunks:
+            self._absorb(chunk)
+            last_seq = max(last_seq, int(pc.max(chunk.column("sequence")).as_py()))
+            last_rec = max(last_rec, _max_int(chunk.column("recorded_at")))
+        reader.sync(self._tail)
         self._next_seq = max(last_seq, sealed_through) + 1
         self._last_rec = last_rec
+
+    def _absorb(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Intern a loaded batch's entities and raise their versions; their numbers."""
+        nos = self._intern_entities(batch.column("entity_id"))
+        versions = np.frombuffer(self._versions, np.int64)
+        version_kernels.raise_to(nos, batch.column("version").to_numpy(), versions)
+        del versions
+        return nos
 
     def _intern_entities(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         data, offsets = string_buffers(column)
@@ -609,27 +628,30 @@ class EventStore:
             try:
                 if data:
                     self._storage.write_log(data)
+                self._reader.sync(self._tail)
                 table = self._tail.table()
                 through = self._next_seq - 1
-                ordered = self._storage.seal(table, through, self.settings)
+                ordered, order = self._storage.seal(table, through, self.settings)
             except OSError as exc:
                 self._failed = exc
                 raise StorageError(
                     f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
                     "WAL still holds it. Free space or fix the disk, then reopen."
                 ) from exc
-            self._segments.append(ordered)
+            batch = one_batch(ordered)
+            self._segments.append(pa.Table.from_batches([batch]))
             self._segment_last.append(through)
+            self._reader.seal(batch, order)
             self._tail = Tail()
             self._synced = self._appended
             # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
             # reuse; handing them back makes a sealed store's RSS its segments (1M events:
             # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
             # worth the call (~1 ms).
-            if ordered.num_rows >= 65_536:
+            if batch.num_rows >= 65_536:
                 pa.default_memory_pool().release_unused()
             return {
-                "events": ordered.num_rows,
+                "events": batch.num_rows,
                 "through_sequence": through,
                 "seconds": time.perf_counter() - started,
             }
@@ -703,7 +725,18 @@ class EventStore:
             reverse=reverse,
         )
         query.check()
-        return EventFrame(self._select, query)
+        return EventFrame(self, query)
+
+    def _positions(self, query: Query) -> np.ndarray:
+        """Positions answering ``query`` (EventFrame's first step)."""
+        with self._lock:
+            self._reader.sync(self._tail)
+            return self._reader.select(query)
+
+    def _rows(self, positions: np.ndarray) -> pa.Table:
+        """The events at ``positions`` as Arrow (EventFrame's second step)."""
+        with self._lock:
+            return self._reader.table(positions)
 
     def _tables(self) -> list[pa.Table]:
         with self._lock:
@@ -712,30 +745,16 @@ class EventStore:
     def _tables_locked(self) -> list[pa.Table]:
         return [*self._segments, self._tail.table()]
 
-    def _select(self, query: Query) -> pa.Table:
-        parts = []
-        for table in self._tables():
-            if table.num_rows:
-                mask = query.mask(table)
-                parts.append(table if mask is None else table.filter(mask))
-        if not parts:
-            return EVENT_SCHEMA.empty_table()
-        result = pa.concat_tables(parts).sort_by(
-            [("sequence", "descending" if query.reverse else "ascending")]
-        )
-        if query.limit is not None:
-            result = result.slice(0, query.limit)
-        return result
-
     def _event_at(self, seq: int, *, locked: bool = False) -> Event:
-        for table in self._tables_locked() if locked else self._tables():
-            if not table.num_rows:
-                continue
-            col = table.column("sequence")
-            idx = pc.index(col, seq).as_py()
-            if idx >= 0:
-                return events_from_table(table.slice(idx, 1))[0]
-        raise NotFound(f"no event with sequence {seq}")
+        if not locked:
+            with self._lock:
+                return self._event_at(seq, locked=True)
+        reader = self._reader
+        reader.sync(self._tail)
+        position = reader.position_of_sequence(seq)
+        if position < 0:
+            raise NotFound(f"no event with sequence {seq}")
+        return reader.event(position)
 
     def get(self, event_id: Any) -> Event:
         """The event with this id.

@@ -20,13 +20,16 @@ __all__ = ["Tail"]
 class Tail:
     """Arrow record batches plus a buffer of not-yet-decoded single-event records."""
 
-    __slots__ = ("chunks", "count", "pending", "pending_count")
+    __slots__ = ("chunks", "count", "generation", "pending", "pending_count")
 
     def __init__(self, chunks: list[pa.RecordBatch] | None = None) -> None:
         self.chunks: list[pa.RecordBatch] = list(chunks or [])
         self.pending = bytearray()
         self.pending_count = 0
         self.count = sum(c.num_rows for c in self.chunks)
+        # Bumped whenever chunks are merged, so a reader holding rows by chunk knows to
+        # look again (appending a chunk leaves earlier ones as they were).
+        self.generation = 0
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
         self.freeze()
@@ -47,6 +50,7 @@ class Tail:
         if len(self.chunks) > 64:
             merged = pa.Table.from_batches(self.chunks, EVENT_SCHEMA).combine_chunks()
             self.chunks = merged.to_batches()
+            self.generation += 1
 
     def table(self) -> pa.Table:
         self.freeze()

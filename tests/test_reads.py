@@ -48,7 +48,7 @@ def test_paging_with_next_cursor_visits_every_event_once(filled):
 
 def test_event_frame_is_lazy_and_converts(filled):
     frame = filled.events(entity_id="e0")
-    assert frame._table is None  # nothing selected yet
+    assert frame._positions is None and frame._table is None  # nothing selected yet
     assert len(frame) == 10
     df = frame.to_pandas()
     assert list(df.columns)[:3] == ["sequence", "event_id", "event_type"]
@@ -67,3 +67,20 @@ def test_bad_query_arguments_are_invalid_event(filled):
         filled.events(limit=-1)
     with pytest.raises(asl.InvalidEvent):
         filled.events(since=dt.datetime(2020, 1, 1))
+
+
+def test_reads_between_single_appends_stay_right_as_tail_chunks_merge(store_factory):
+    store = store_factory(checkpoint_every_events=150)
+    want: dict[str, list[int]] = {}
+    for i in range(400):  # a read after each append: one tail chunk each, merged past 64
+        entity = f"e{i % 7}"
+        store.append("t", entity, {"i": i})
+        want.setdefault(entity, []).append(i)
+        got = [e.payload["i"] for e in store.events(entity_id=entity)]
+        assert got == want[entity]
+    assert store.stats()["segments"] == 2
+    for entity, values in want.items():
+        assert [e.version for e in store.events(entity_id=entity)] == list(
+            range(1, len(values) + 1)
+        )
+    assert len(store.events(event_type="t")) == 400
