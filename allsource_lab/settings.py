@@ -41,6 +41,12 @@ class Settings:
     segment_zstd_level: int = 1
     # Number of partitions; fixed when the store is created (DESIGN.md §1).
     partitions: int = 32
+    # An entity's state is snapshotted each time a fold passes a multiple of this many
+    # versions (0: only explicit store.snapshot calls), so that a state as of any moment
+    # folds at most this many payloads after the snapshot it starts from.
+    snapshot_every_versions: int = 32
+    # Entities whose current state is kept decoded, so state(entity_id) is a dict copy.
+    state_cache_entities: int = 100_000
     # Input limits (bytes of UTF-8).
     max_payload_bytes: int = 1024 * 1024
     max_metadata_bytes: int = 64 * 1024
@@ -59,5 +65,7 @@ class Settings:
             raise ValueError("fsync_interval_s must be > 0 seconds")
         if self.checkpoint_every_events < 1:
             raise ValueError("checkpoint_every_events must be >= 1")
+        if self.snapshot_every_versions < 0 or self.state_cache_entities < 0:
+            raise ValueError("snapshot_every_versions and state_cache_entities must be >= 0")
         if not 1 <= self.partitions <= 32767:
             raise ValueError("partitions must be between 1 and 32767")

@@ -6,6 +6,7 @@ tests run on each. The folder keeps the layout of DESIGN.md §4.
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from allsource_lab.segments import (
     write_segment,
 )
 from allsource_lab.settings import Settings
+from allsource_lab.state import frame_record, read_records
 from allsource_lab.wal import MAX_RECORD_BYTES, LogScan, WriteAheadLog
 
 __all__ = ["FolderStorage", "Loaded", "MemoryStorage", "Storage"]
@@ -78,6 +80,13 @@ class Storage:
 
     def verify(self) -> tuple[list[str], int]:
         raise NotImplementedError
+
+    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
+        """Snapshot record bodies stored so far, and problems met reading them."""
+        return [], []
+
+    def write_snapshots(self, bodies: list[bytes]) -> None:
+        """Add snapshot records durably (after the events they fold are durable)."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -131,6 +140,7 @@ class FolderStorage(Storage):
         self.read_only = read_only
         self.wal_dir = path / "wal"
         self.segment_dir = path / "segments"
+        self.snapshot_log = path / "snapshots" / "snapshots.log"
         if read_only:
             if not (path / "manifest.json").exists():
                 raise StorageError(
@@ -358,7 +368,48 @@ class FolderStorage(Storage):
             except OSError as exc:
                 problems.append(f"{path}: cannot be read ({exc})")
             checked += 1
+        if self.snapshot_log.exists():
+            checked += 1
+            data = self.snapshot_log.read_bytes()
+            problems.extend(
+                f"{self.snapshot_log}: {why} at byte {at}" for at, why in read_records(data)[1]
+            )
         return problems, checked
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
+        """Read ``snapshots/snapshots.log``; a torn final record is cut off (when writable).
+
+        Snapshots are derived data: a damaged record is skipped and reported, never fatal.
+        """
+        try:
+            data = self.snapshot_log.read_bytes()
+        except FileNotFoundError:
+            return [], []
+        except OSError as exc:
+            return [], [f"{self.snapshot_log}: cannot be read ({exc}); snapshots ignored"]
+        bodies, damaged, end = read_records(data)
+        problems = [f"{self.snapshot_log}: {why} at byte {at}" for at, why in damaged]
+        if end < len(data) and not self.read_only:
+            with open(self.snapshot_log, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+        return bodies, problems
+
+    def write_snapshots(self, bodies: list[bytes]) -> None:
+        if self.read_only or not bodies:
+            return
+        folder = self.snapshot_log.parent
+        new = not folder.exists()
+        folder.mkdir(exist_ok=True)
+        with open(self.snapshot_log, "ab") as f:
+            f.write(b"".join(frame_record(b) for b in bodies))
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fsync_folder(folder)
+            fsync_folder(self.path)  # type: ignore[arg-type]
 
     def close(self) -> None:
         try:

@@ -32,12 +32,22 @@ from allsource_lab.events import Event, IdGenerator
 from allsource_lab.frame import EventFrame, Query
 from allsource_lab.idindex import IdIndex
 from allsource_lab.integrity import IntegrityReport, check_tables
+from allsource_lab.kernels import timetravel
 from allsource_lab.kernels import versions as version_kernels
 from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
 from allsource_lab.reads import Reader, one_batch
 from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
 from allsource_lab.settings import Settings
+from allsource_lab.state import (
+    HotStates,
+    Snapshot,
+    Snapshots,
+    copy_state,
+    decode_snapshot,
+    encode_snapshot,
+    merge_patch,
+)
 from allsource_lab.storage import FolderStorage, Loaded, MemoryStorage, Storage
 from allsource_lab.tail import Tail
 from allsource_lab.wal import FRAME
@@ -45,6 +55,7 @@ from allsource_lab.wal import FRAME
 __all__ = ["BatchResult", "EventStore"]
 
 _EMPTY_OBJECT = b"{}"
+_INT64_MAX = int(np.iinfo(np.int64).max)
 _dumps = orjson.dumps
 _crc = _crc32c.crc32c
 _pack_single = SINGLE_HEADER.pack
@@ -144,7 +155,10 @@ class EventStore:
         self._appended = 0  # bytes ever put in _wal_buf
         self._synced = 0  # of those, bytes written and fsynced
         self._reader = Reader(self._keys)
+        self._hot = HotStates(settings.state_cache_entities)
+        self._snapshots = Snapshots()
         self._rebuild(loaded.segments, loaded.manifest.sealed_through)
+        self._load_snapshots()
         # Facts the append path reads on every call, computed once.
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
@@ -175,6 +189,25 @@ class EventStore:
         reader.sync(self._tail)
         self._next_seq = max(last_seq, sealed_through) + 1
         self._last_rec = last_rec
+
+    def _load_snapshots(self) -> None:
+        """Snapshots from storage; ones that do not fit the stored events are dropped."""
+        bodies, problems = self._storage.load_snapshots()
+        self.recovery_problems.extend(problems)
+        for body in bodies:
+            try:
+                snap = decode_snapshot(body)
+            except ValueError as exc:
+                self.recovery_problems.append(f"a snapshot record is damaged ({exc}); ignored")
+                continue
+            no = self._keys.lookup(snap.entity_id.encode("utf-8", "surrogatepass"))
+            if no < 0 or self._versions[no] < snap.version:
+                self.recovery_problems.append(
+                    f"snapshot of {snap.entity_id!r} at version {snap.version} is ahead of "
+                    "the stored events (they were not durable); ignored"
+                )
+                continue
+            self._snapshots.add(no, snap, save=False)
 
     def _absorb(self, batch: pa.RecordBatch) -> np.ndarray:
         """Intern a loaded batch's entities and raise their versions; their numbers."""
@@ -648,6 +681,11 @@ class EventStore:
             # reuse; handing them back makes a sealed store's RSS its segments (1M events:
             # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
             # worth the call (~1 ms).
+            unsaved = self._snapshots.unsaved
+            if unsaved:  # everything they fold is sealed now
+                self._snapshots.unsaved = []
+                with contextlib.suppress(OSError):  # derived data: the events are safe
+                    self._storage.write_snapshots([encode_snapshot(x) for x in unsaved])
             if batch.num_rows >= 65_536:
                 pa.default_memory_pool().release_unused()
             return {
@@ -768,6 +806,277 @@ class EventStore:
         if seq < 0:
             raise NotFound(f"no event with event_id {event_id}")
         return self._event_at(seq)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state(self, entity_id: str, as_of: Any = None, known_at: Any = None) -> dict[str, Any]:
+        """The entity's payloads folded in version order with JSON Merge Patch (RFC 7386).
+
+        ``as_of`` folds only events whose event time is <= it, ``known_at`` only events
+        recorded by then; both take an aware datetime, ISO-8601 text or a pandas
+        Timestamp. The current state is kept decoded, so asking again costs a dict copy;
+        a fold at a moment starts from the newest snapshot it may trust. The result is the
+        caller's to change.
+
+        Raises:
+            NotFound: the entity has no event (at that moment).
+            InvalidEvent: a naive or unparseable time.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("cart.opened", "cart-1", {"items": {"tea": 1}, "note": "hi"})
+        >>> _ = store.append("cart.changed", "cart-1", {"items": {"jam": 2}, "note": None})
+        >>> store.state("cart-1")
+        {'items': {'tea': 1, 'jam': 2}}
+        """
+        if as_of is None and known_at is None:
+            with self._lock:
+                ent = self._entities.get(entity_id) if type(entity_id) is str else None
+                no = self._entity_no(entity_id) if ent is None else ent[0]
+                hot = self._hot.items.get(no)
+                if hot is not None and hot[0] == self._versions[no]:
+                    return copy_state(hot[1], hot[2])
+                return self._fold_current(no, entity_id)
+        t = _INT64_MAX if as_of is None else inputs.parse_time(as_of, "as_of")
+        k = None if known_at is None else inputs.parse_time(known_at, "known_at")
+        with self._lock:
+            return self._fold_at(self._entity_no(entity_id), entity_id, t, k)
+
+    def _entity_no(self, entity_id: object) -> int:
+        """The number of a stored entity; NotFound when it has no event."""
+        if type(entity_id) is not str:
+            raise InvalidEvent(
+                f"entity_id must be a string, not {type(entity_id).__name__}", field="entity_id"
+            )
+        no = self._keys.lookup(entity_id.encode("utf-8", "surrogatepass"))
+        if no < 0 or self._versions[no] == 0:
+            raise NotFound(f"no entity {entity_id!r} in the store")
+        if len(self._entities) < self.settings.state_cache_entities:
+            self._entities[entity_id] = (no, entity_id.encode(), self._entity_partition[no])
+        return no
+
+    def _fold_current(self, no: int, entity_id: str) -> dict[str, Any]:
+        reader = self._reader
+        reader.sync(self._tail)
+        positions = reader.index.entities.positions(no)
+        current = len(positions)
+        hot = self._hot.items.get(no)
+        if hot is not None and hot[0] <= current:
+            start, state = hot[0], hot[1]  # catch up from the cached state, in place
+        else:
+            start, state = self._start(no, positions, current)
+        picked = np.arange(start, current, dtype=np.int64)
+        self._fold(no, entity_id, state, positions, picked, current)
+        self._hot.put(no, current, state)
+        hot = self._hot.items.get(no)
+        return copy_state(state, hot[2] if hot is not None else False)
+
+    def _fold_at(self, no: int, entity_id: str, as_of: int, known_at: int | None) -> dict[str, Any]:
+        reader = self._reader
+        reader.sync(self._tail)
+        index = reader.index
+        positions = index.entities.positions(no)
+        picked, leading = timetravel.visible(
+            positions, index.ts.view, index.known_cut(known_at), as_of
+        )
+        if not len(picked):
+            raise NotFound(f"entity {entity_id!r} has no event at that moment")
+        if leading == len(positions):
+            hot = self._hot.items.get(no)
+            if hot is not None and hot[0] == leading:
+                return copy_state(hot[1], hot[2])
+        start, state = self._start(no, positions, leading)
+        picked = picked[np.searchsorted(picked, start) :]
+        return self._fold(no, entity_id, state, positions, picked, leading)
+
+    def _start(self, no: int, positions: np.ndarray, at_most: int) -> tuple[int, dict[str, Any]]:
+        """(version, state) of the newest trustworthy snapshot at or below ``at_most``."""
+        snaps = self._snapshots
+        while True:
+            snap = snaps.best(no, at_most)
+            if snap is None:
+                return 0, {}
+            if not snap.checked:
+                event_id = self._reader.event_id_at(int(positions[snap.version - 1]))
+                if event_id != snap.event_id:
+                    snaps.drop(no, snap)  # the events it folded are not the stored ones
+                    continue
+                snap.checked = True
+            return snap.version, orjson.loads(snap.state)
+
+    def _fold(
+        self,
+        no: int,
+        entity_id: str,
+        state: dict[str, Any],
+        positions: np.ndarray,
+        picked: np.ndarray,
+        leading: int,
+    ) -> dict[str, Any]:
+        """Merge the payloads of versions ``picked + 1`` into ``state``; snapshot as it goes.
+
+        ``leading``: versions 1..leading are all among those folded so far or now, so a
+        state reached at a version up to it is the whole truth there and may be snapshotted.
+        """
+        if not len(picked):
+            return state
+        patches = orjson.loads(self._reader.payload_array(positions[picked]))
+        every = self.settings.snapshot_every_versions
+        first = int(picked[0])
+        if every and (first // every + 1) * every <= min(leading, int(picked[-1]) + 1):
+            for i, patch in zip(picked.tolist(), patches, strict=True):
+                merge_patch(state, patch)
+                version = i + 1
+                if version % every == 0 and version <= leading:
+                    self._record_snapshot(no, entity_id, version, positions, state)
+        else:
+            for patch in patches:
+                merge_patch(state, patch)
+        return state
+
+    def _record_snapshot(
+        self, no: int, entity_id: str, version: int, positions: np.ndarray, state: dict[str, Any]
+    ) -> bool:
+        event_id = self._reader.event_id_at(int(positions[version - 1]))
+        snap = Snapshot(entity_id, version, event_id, orjson.dumps(state), checked=True)
+        return self._snapshots.add(no, snap)
+
+    def snapshot(self, entity_id: str) -> int:
+        """Record the entity's current state durably; returns the version it is at.
+
+        Later folds (``state(..., as_of=...)``, ``states``) start from the newest snapshot
+        at or before the moment asked, so long histories need not be folded from
+        version 1. Automatic snapshots are also taken every ``snapshot_every_versions``.
+
+        Raises:
+            NotFound: the entity has no event.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("a", "x", {"n": 1})
+        >>> store.snapshot("x")
+        1
+        """
+        with self._lock:
+            no = self._entity_no(entity_id)
+            version = self._versions[no]
+            hot = self._hot.items.get(no)
+            state = hot[1] if hot is not None and hot[0] == version else None
+            if state is None:
+                state = self._fold_at(no, entity_id, _INT64_MAX, None)
+            positions = self._reader.index.entities.positions(no)
+            self._record_snapshot(no, entity_id, version, positions, state)
+        self._save_snapshots()
+        return version
+
+    def _save_snapshots(self) -> None:
+        """Write unsaved snapshots, after syncing the WAL that holds what they fold."""
+        if not self._snapshots.unsaved:
+            return
+        if self.read_only or not self._storage.durable or self._closed:
+            self._snapshots.unsaved.clear()
+            return
+        self.flush()
+        with self._io_lock:
+            with self._lock:
+                unsaved = self._snapshots.unsaved
+                self._snapshots.unsaved = []
+            try:
+                self._storage.write_snapshots([encode_snapshot(s) for s in unsaved])
+            except OSError as exc:
+                raise StorageError(
+                    f"snapshots could not be written ({exc}); the events are safe, and "
+                    "states are folded from them without snapshots"
+                ) from exc
+
+    def states(self, event_type: str | None = None, as_of: Any = None, known_at: Any = None) -> Any:
+        """Every entity's state at a moment, as a DataFrame, computed in bulk.
+
+        One row per entity with a visible event (of ``event_type``, when given; the state
+        folds all of the entity's visible events): ``entity_id``, ``version`` (the last
+        visible one), ``timestamp`` (its event time) and ``state`` (a dict), sorted by
+        entity id.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("a", "x", {"n": 1}); _ = store.append("b", "y", {"n": 2})
+        >>> store.states()[["entity_id", "version", "state"]].values.tolist()
+        [['x', 1, {'n': 1}], ['y', 1, {'n': 2}]]
+        """
+        import pandas as pd
+
+        t = _INT64_MAX if as_of is None else inputs.parse_time(as_of, "as_of")
+        k = None if known_at is None else inputs.parse_time(known_at, "known_at")
+        if event_type is not None and not isinstance(event_type, str):
+            raise InvalidEvent("event_type must be a string", field="event_type")
+        with self._lock:
+            reader = self._reader
+            reader.sync(self._tail)
+            type_no = -1 if event_type is None else reader.type_number(event_type)
+            if event_type is not None and type_no < 0:
+                entities = np.empty(0, np.int64)
+                version = when = entities
+                states: list[dict[str, Any]] = []
+            else:
+                entities, version, when, states = self._bulk_fold(t, k, type_no)
+            ids = [self._keys.key(no).decode("utf-8", "surrogatepass") for no in entities.tolist()]
+        frame = pd.DataFrame(
+            {
+                "entity_id": pd.Series(ids, dtype=object),
+                "version": version.astype(np.int64),
+                "timestamp": pd.to_datetime(when, unit="us", utc=True),
+                "state": pd.Series(states, dtype=object),
+            }
+        )
+        return frame.sort_values("entity_id", kind="stable").reset_index(drop=True)
+
+    def _bulk_fold(
+        self, as_of: int, known_at: int | None, type_no: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        reader = self._reader
+        index = reader.index
+        postings = index.entities
+        if postings.base_end < postings.n:
+            postings.build(index.ent.view, len(self._keys))
+        n_ent = len(self._keys)
+        for no, items in list(self._snapshots.by_entity.items()):
+            for snap in [s for s in items if not s.checked]:
+                positions = postings.positions(no)
+                if reader.event_id_at(int(positions[snap.version - 1])) == snap.event_id:
+                    snap.checked = True
+                else:
+                    self._snapshots.drop(no, snap)
+        counts = np.zeros(n_ent + 1, np.int64)
+        versions: list[int] = []
+        for no in sorted(self._snapshots.by_entity):
+            items = self._snapshots.by_entity[no]
+            counts[no + 1] = len(items)
+            versions.extend(s.version for s in items)
+        entities, version, when, snap_at, fold_starts, fold = timetravel.plan(
+            postings.starts,
+            postings.rows,
+            index.ts.view,
+            index.typ.view,
+            index.known_cut(known_at),
+            as_of,
+            type_no,
+            np.cumsum(counts),
+            np.asarray(versions, np.int64),
+        )
+        patches = orjson.loads(reader.payload_array(fold))
+        states = []
+        bounds = fold_starts.tolist()
+        by_entity = self._snapshots.by_entity
+        for i, (no, s) in enumerate(zip(entities.tolist(), snap_at.tolist(), strict=True)):
+            if s:
+                start = next(x for x in by_entity[no] if x.version == s)
+                state = orjson.loads(start.state)
+            else:
+                state = {}
+            for patch in patches[bounds[i] : bounds[i + 1]]:
+                merge_patch(state, patch)
+            states.append(state)
+        return entities, version, when, states
 
     def stats(self) -> dict[str, Any]:
         """Counts and facts about the store.

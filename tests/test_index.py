@@ -131,3 +131,11 @@ def test_cuts_find_known_at_and_after_by_binary_search():
     index.add(seq, seq, rec, zeros, zeros, zeros)
     assert [index.known_cut(t) for t in (None, 9, 10, 25, 30)] == [5, 0, 2, 3, 5]
     assert [index.after_cut(a) for a in (None, 0, 3, 4, 8)] == [0, 0, 3, 3, 5]
+
+
+def test_groups_handle_positions_in_any_order():
+    bases = np.array([0, 4, 8], np.int64)
+    row = np.arange(12, dtype=np.int32) % 4
+    positions = np.array([9, 1, 2, 10, 11, 0, 5], np.int64)  # back and forth across pieces
+    got = kernels.groups(positions, row, bases).tolist()
+    assert got == [[2, 0, 1, 1], [0, 1, 3, 1], [2, 3, 5, 1], [0, 5, 6, 1], [1, 6, 7, 1]]

@@ -107,8 +107,10 @@ def select(
     Event time must lie in [ts_lo, ts_hi]; ``event_type`` >= 0 also filters by type.
     At most ``limit`` are returned, from the far end when ``reverse``.
     """
-    n = hi - lo if everything else len(candidates)
+    n = max(hi - lo, 0) if everything else len(candidates)
     out = np.empty(min(n, limit), np.int64)
+    if not len(out):
+        return out
     j = 0
     for step in range(n):
         i = n - 1 - step if reverse else step
@@ -129,13 +131,23 @@ def select(
 
 @jit
 def groups(positions: np.ndarray, row: np.ndarray, bases: np.ndarray) -> np.ndarray:
-    """Split ``positions`` (ascending or descending) by piece: one row per piece met.
+    """Split ``positions`` (in any order) into runs that stay in one piece.
 
     Columns: piece, first and end index into ``positions``, and 1 when the rows are
     consecutive ascending (the group is a slice of its piece) else 0. ``bases`` holds the
     first position of each piece, ascending.
     """
-    out = np.empty((len(bases), 4), np.int64)
+    n_groups = 0
+    lo = 0
+    hi = -1
+    for i in range(len(positions)):
+        p = positions[i]
+        if p < lo or p >= hi:
+            piece = np.searchsorted(bases, p, side="right") - 1
+            lo = bases[piece]
+            hi = bases[piece + 1] if piece + 1 < len(bases) else np.iinfo(np.int64).max
+            n_groups += 1
+    out = np.empty((n_groups, 4), np.int64)
     g = -1
     lo = 0
     hi = -1
@@ -152,7 +164,7 @@ def groups(positions: np.ndarray, row: np.ndarray, bases: np.ndarray) -> np.ndar
         elif row[p] != row[positions[i - 1]] + 1:
             out[g, 3] = 0
         out[g, 2] = i + 1
-    return out[: g + 1]
+    return out
 
 
 @jit

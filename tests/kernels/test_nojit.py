@@ -50,6 +50,13 @@ s = asl.open()
 s.append("t", "e", {"i": 1})
 s.append_batch([{"event_type": "t", "entity_id": "e", "payload": {"i": 2}}])
 assert [e.version for e in s.events()] == [1, 2]
+s.checkpoint()
+s.append("u", "f", {"j": {"k": 1}})
+s.append("t", "e", {"j": None, "i": 3}, timestamp="2000-01-01T00:00:00Z")
+assert s.state("e") == {"i": 3} and s.state("e", as_of="2001-01-01T00:00:00Z") == {"i": 3}
+assert [e.sequence for e in s.events(event_type="t", reverse=True, limit=2)] == [4, 2]
+assert s.states()["version"].tolist() == [3, 1]
+assert s.snapshot("e") == 3
 assert s.verify().ok
 print("ok")
 """
