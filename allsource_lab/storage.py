@@ -6,6 +6,7 @@ tests run on each. The folder keeps the layout of DESIGN.md §4.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -84,6 +85,14 @@ class Storage:
     def load_snapshots(self) -> tuple[list[bytes], list[str]]:
         """Snapshot record bodies stored so far, and problems met reading them."""
         return [], []
+
+    def wal_bytes(self) -> int:
+        """Bytes in the WAL files on disk."""
+        return 0
+
+    def segment_files(self) -> list[Path]:
+        """The live segment files (for querying them directly), oldest first."""
+        return []
 
     def write_snapshots(self, bodies: list[bytes]) -> None:
         """Add snapshot records durably (after the events they fold are durable)."""
@@ -396,6 +405,17 @@ class FolderStorage(Storage):
                 f.truncate(end)
                 os.fsync(f.fileno())
         return bodies, problems
+
+    def wal_bytes(self) -> int:
+        total = 0
+        for path in self.wal.files():
+            with contextlib.suppress(FileNotFoundError):  # trimmed by a checkpoint meanwhile
+                total += path.stat().st_size
+        return total
+
+    def segment_files(self) -> list[Path]:
+        manifest = self.manifest
+        return [] if manifest is None else [self.segment_dir / s.file for s in manifest.segments]
 
     def write_snapshots(self, bodies: list[bytes]) -> None:
         if self.read_only or not bodies:

@@ -28,7 +28,7 @@ from allsource_lab.errors import (
     NotFound,
     StorageError,
 )
-from allsource_lab.events import Event, IdGenerator
+from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
 from allsource_lab.frame import EventFrame, Query
 from allsource_lab.idindex import IdIndex
 from allsource_lab.integrity import IntegrityReport, check_tables
@@ -156,6 +156,8 @@ class EventStore:
         self._synced = 0  # of those, bytes written and fsynced
         self._reader = Reader(self._keys)
         self._hot = HotStates(settings.state_cache_entities)
+        self._sql: Any = None  # DuckDB connection, made on first use
+        self._sql_key: tuple[int, int] = (-1, -1)
         self._snapshots = Snapshots()
         self._rebuild(loaded.segments, loaded.manifest.sealed_through)
         self._load_snapshots()
@@ -705,10 +707,15 @@ class EventStore:
             if not self.read_only and self._failed is None and self._storage.durable:
                 self.checkpoint()
                 self._write_wal(sync=True)
+                self._save_snapshots()
         finally:
             with self._lock:
                 self._closed = True
                 self._refuse = True
+                if self._sql is not None:
+                    with contextlib.suppress(Exception):
+                        self._sql.close()
+                    self._sql = None
             self._storage.close()
             _open_stores.discard(self)
 
@@ -1078,31 +1085,95 @@ class EventStore:
             states.append(state)
         return entities, version, when, states
 
+    # -- SQL -----------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Any = None) -> Any:
+        """A DuckDB relation for ``query`` over the view ``events`` (every event, §1 columns).
+
+        The view covers sealed segments and the unsealed tail, so an event appended a line
+        earlier is visible. ``payload`` and ``metadata`` are DuckDB JSON
+        (``payload->>'amount'``); ``params`` (a list for ``?``/``$1``, a dict for
+        ``$name``) are bound by DuckDB, never formatted into the text. The connection
+        belongs to the store (``store.sql_connection()``); to query the sealed Parquet
+        files without the store, see ``segment_files()``.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("order.placed", "o-1", {"amount": 42.5})
+        >>> store.sql("select payload->>'amount' from events where entity_id = $id",
+        ...           {"id": "o-1"}).fetchall()
+        [('42.5',)]
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be SQL text, not {type(query).__name__}")
+        con = self.sql_connection()
+        return con.sql(query, params=params)
+
+    def sql_connection(self) -> Any:
+        """The store's DuckDB connection, with ``events`` brought up to date."""
+        import duckdb
+
+        with self._lock:
+            reader = self._reader
+            reader.sync(self._tail)
+            if self._sql is None:
+                self._sql = duckdb.connect()
+            key = (reader.index.n, reader.sealed)
+            if key != self._sql_key:
+                # One Arrow table over every piece (no copy): segments, then tail chunks.
+                self._sql.register("events", pa.Table.from_batches(reader.pieces, EVENT_SCHEMA))
+                self._sql_key = key
+            return self._sql
+
+    def segment_files(self) -> list[str]:
+        """Paths of the sealed Parquet segments, for reading them with DuckDB or pyarrow.
+
+        They hold every event sealed by a checkpoint (not the unsealed tail), with the
+        same columns as ``events``; the list changes after a checkpoint. For example
+        ``duckdb.sql(f"select count(*) from read_parquet({store.segment_files()})")``.
+        An in-memory store has none.
+        """
+        with self._lock:
+            return [str(p) for p in self._storage.segment_files()]
+
     def stats(self) -> dict[str, Any]:
         """Counts and facts about the store.
+
+        ``memory_bytes`` estimates what the store holds in memory: its Arrow data, the
+        index, snapshots and unwritten WAL bytes (not Python's or DuckDB's own).
 
         >>> import allsource_lab as asl
         >>> asl.open().stats()["events"]
         0
         """
         with self._lock:
+            reader = self._reader
+            reader.sync(self._tail)
             versions = np.frombuffer(self._versions, np.int64)
             entities = int(np.count_nonzero(versions)) if len(versions) else 0
             del versions
-            types: set[str] = set()
-            for table in [*self._segments, self._tail.table()]:
-                if table.num_rows:
-                    types.update(pc.unique(table.column("event_type")).to_pylist())
+            arrow = sum(piece.nbytes for piece in reader.pieces)
+            memory = (
+                arrow
+                + reader.nbytes()
+                + self._keys.nbytes()
+                + self._snapshots.nbytes()
+                + len(self._wal_buf)
+                + 8 * len(self._versions)
+            )
             return {
                 "path": None if self.path is None else str(self.path),
-                "events": self._next_seq - 1,
+                "events": reader.index.n,
                 "entities": entities,
-                "event_types": len(types),
+                "event_types": len(reader.type_keys),
                 "last_sequence": self._next_seq - 1,
                 "segments": len(self._segments),
                 "sealed_events": sum(t.num_rows for t in self._segments),
                 "tail_events": self._tail.count,
+                "wal_bytes": self._storage.wal_bytes(),
                 "wal_bytes_buffered": len(self._wal_buf),
+                "snapshots": self._snapshots.count,
+                "memory_bytes": memory,
                 "partitions": self._partitions,
                 "fsync": self.settings.fsync,
                 "read_only": self.read_only,

@@ -23,6 +23,8 @@ Everything the writer does is drawn from SEED, so a failing run can be repeated.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import random
 import shutil
 import sys
@@ -44,6 +46,8 @@ def warm_up(asl: object, fsync: str) -> None:
         )
         store.checkpoint()
         store.append("warm", "w", {"run": -1, "op": 1})
+        store.state("w", as_of=dt.datetime.now(dt.UTC))
+        store.snapshot("w")
         store.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -76,6 +80,7 @@ def main() -> None:
         fsync_interval_s=0.1,
         checkpoint_every_events={"quiet": 10**9, "checkpoints": 300, "rotation": 3_000}[profile],
         wal_segment_bytes=16 * 1024 if profile == "rotation" else 64 * 1024 * 1024,
+        snapshot_every_versions=4,
     )
     batch_share = 0.0 if quiet else 0.35
     checkpoint_share = 0.0 if quiet else 0.03
@@ -90,6 +95,18 @@ def main() -> None:
         roll = rng.random()
         if roll < checkpoint_share:
             store.checkpoint()
+            continue
+        if roll > 0.98:
+            # Reads fold states (automatic snapshots every 4 versions, saved at the next
+            # checkpoint) and explicit snapshots write the snapshot log: kills land there too.
+            entity = rng.choice(ENTITIES)
+            with contextlib.suppress(asl.NotFound):
+                if roll > 0.99:
+                    store.snapshot(entity)
+                else:
+                    store.state(
+                        entity, as_of=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=rng.random())
+                    )
             continue
         if roll >= batch_share:
             ev = store.append("tick", rng.choice(ENTITIES), {"run": seed, "op": op})

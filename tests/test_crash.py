@@ -198,6 +198,41 @@ class Ledger:
         assert not missing, f"acknowledged writes lost (run, op): {missing[:10]}"
 
 
+def check_index(store: asl.EventStore, table: pa.Table) -> None:
+    """The recovered index answers like a scan of every event: by entity, type and state."""
+    by_entity: dict[str, list[tuple[int, object, dict]]] = defaultdict(list)
+    by_type: dict[str, list[int]] = defaultdict(list)
+    for seq, entity, type_, recorded, text in zip(
+        table.column("sequence").to_pylist(),
+        table.column("entity_id").to_pylist(),
+        table.column("event_type").to_pylist(),
+        table.column("recorded_at").to_pylist(),
+        table.column("payload").to_pylist(),
+        strict=True,
+    ):
+        by_entity[entity].append((seq, recorded, json.loads(text)))
+        by_type[type_].append(seq)
+
+    def fold(rows: list[tuple[int, object, dict]]) -> dict:
+        state: dict = {}
+        for _, _, payload in rows:
+            state.update(payload)  # flat payloads without nulls: a merge patch is update
+        return state
+
+    for entity, rows in by_entity.items():
+        got = store.events(entity_id=entity).to_arrow().column("sequence").to_pylist()
+        assert got == [seq for seq, _, _ in rows]
+        assert store.state(entity) == fold(rows), entity
+        cut = rows[len(rows) // 2][1]
+        before = [r for r in rows if r[1] <= cut]
+        assert store.state(entity, known_at=cut) == fold(before), entity
+    for type_, seqs in by_type.items():
+        assert store.events(event_type=type_).to_arrow().column("sequence").to_pylist() == seqs
+    frame = store.states()
+    want = {entity: fold(rows) for entity, rows in by_entity.items()}
+    assert dict(zip(frame["entity_id"], frame["state"], strict=True)) == want
+
+
 def check_recovered(path: Path, ledger: Ledger) -> int:
     """Reopen after a kill and hold the store to the ledger; returns its event count."""
     with warnings.catch_warnings(record=True) as caught:
@@ -209,6 +244,7 @@ def check_recovered(path: Path, ledger: Ledger) -> int:
         assert len(caught) <= 1, messages
         table = store.events().to_arrow()
         ledger.check(table)
+        check_index(store, table)
         assert store.stats()["events"] == table.num_rows
         report = store.verify()
         assert report.ok, report.problems

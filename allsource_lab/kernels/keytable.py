@@ -111,6 +111,12 @@ class KeyTable:
     def __len__(self) -> int:
         return self._n
 
+    def nbytes(self) -> int:
+        """Bytes held by the table's arrays (capacity, not just what is used)."""
+        return int(
+            self._slots.nbytes + self._hashes.nbytes + self._koff.nbytes + self._kdata.nbytes
+        )
+
     def intern_many(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The number of every key in an Arrow-layout batch, adding unknown keys.
 
