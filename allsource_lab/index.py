@@ -39,6 +39,13 @@ class Growable:
             self._buf[self.n : size] = fill
         self.n = max(self.n, size)
 
+    def ensure_capacity(self, size: int) -> None:
+        """Room for ``size`` entries without growing again (e.g. before a bulk load)."""
+        if size > len(self._buf):
+            buf = np.empty(size, self._buf.dtype)
+            buf[: self.n] = self._buf[: self.n]
+            self._buf = buf
+
     def extend(self, values: np.ndarray) -> None:
         start = self.n
         self.reserve(start + len(values))
@@ -170,6 +177,11 @@ class EventIndex:
         self.ent.extend(ent)
         self.typ.extend(typ)
         self.row.extend(row)
+
+    def expect(self, n: int) -> None:
+        """Size the columns for ``n`` positions at once (an open knows how many)."""
+        for column in (self.seq, self.ts, self.rec, self.ent, self.typ, self.row):
+            column.ensure_capacity(n)
 
     def extend_postings(self, n_entities: int, n_types: int, *, bulk: bool = False) -> None:
         """Bring both postings up to every position added (``bulk``: one counting sort)."""

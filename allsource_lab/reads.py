@@ -215,9 +215,9 @@ class Reader:
         ``rows`` is None where the span is a slice of consecutive rows."""
         row = self.index.row.view
         out: list[tuple[int, int, int, np.ndarray | None]] = []
-        for piece, start, end, run in kernels.groups(positions, row, self._bases_np).tolist():
-            rows = None if run else row[positions[start:end]]
-            out.append((piece, int(row[positions[start]]), end - start, rows))
+        groups = kernels.groups(positions, row, self._bases_np).tolist()
+        for piece, start, end, run, first in groups:
+            out.append((piece, first, end - start, None if run else row[positions[start:end]]))
         return out
 
     def table(self, positions: np.ndarray) -> pa.Table:

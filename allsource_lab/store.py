@@ -76,6 +76,8 @@ def _flush_open_stores() -> None:
     for store in list(_open_stores):
         with contextlib.suppress(Exception):
             store.flush()
+        with contextlib.suppress(Exception):
+            store._close_sql()  # DuckDB complains at exit about connections left open
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,7 @@ class EventStore:
         last_seq = 0
         last_rec = 0
         reader = self._reader
+        reader.index.expect(sum(t.num_rows for t in segments) + self._tail.count)
         for segment in segments:
             if not segment.num_rows:
                 continue
@@ -712,10 +715,7 @@ class EventStore:
             with self._lock:
                 self._closed = True
                 self._refuse = True
-                if self._sql is not None:
-                    with contextlib.suppress(Exception):
-                        self._sql.close()
-                    self._sql = None
+                self._close_sql()
             self._storage.close()
             _open_stores.discard(self)
 
@@ -1124,6 +1124,12 @@ class EventStore:
                 self._sql.register("events", pa.Table.from_batches(reader.pieces, EVENT_SCHEMA))
                 self._sql_key = key
             return self._sql
+
+    def _close_sql(self) -> None:
+        con, self._sql = self._sql, None
+        if con is not None:
+            with contextlib.suppress(Exception):
+                con.close()
 
     def segment_files(self) -> list[str]:
         """Paths of the sealed Parquet segments, for reading them with DuckDB or pyarrow.

@@ -112,9 +112,9 @@ def test_groups_split_positions_by_piece_and_spot_slices(descending):
         positions = positions[::-1].copy()
     got = kernels.groups(positions, row, bases).tolist()
     if descending:
-        assert got == [[2, 0, 2, 0], [1, 2, 5, 0], [0, 5, 7, 0]]
+        assert got == [[2, 0, 2, 0, 2], [1, 2, 5, 0, 2], [0, 5, 7, 0, 1]]
     else:
-        assert got == [[0, 0, 2, 1], [1, 2, 5, 1], [2, 5, 7, 1]]
+        assert got == [[0, 0, 2, 1, 0], [1, 2, 5, 1, 0], [2, 5, 7, 1, 1]]
 
 
 def test_place_ranks_gapless_sequences_and_refuses_gaps():
@@ -138,4 +138,10 @@ def test_groups_handle_positions_in_any_order():
     row = np.arange(12, dtype=np.int32) % 4
     positions = np.array([9, 1, 2, 10, 11, 0, 5], np.int64)  # back and forth across pieces
     got = kernels.groups(positions, row, bases).tolist()
-    assert got == [[2, 0, 1, 1], [0, 1, 3, 1], [2, 3, 5, 1], [0, 5, 6, 1], [1, 6, 7, 1]]
+    assert got == [
+        [2, 0, 1, 1, 1],
+        [0, 1, 3, 1, 1],
+        [2, 3, 5, 1, 2],
+        [0, 5, 6, 1, 0],
+        [1, 6, 7, 1, 1],
+    ]

@@ -133,9 +133,9 @@ def select(
 def groups(positions: np.ndarray, row: np.ndarray, bases: np.ndarray) -> np.ndarray:
     """Split ``positions`` (in any order) into runs that stay in one piece.
 
-    Columns: piece, first and end index into ``positions``, and 1 when the rows are
-    consecutive ascending (the group is a slice of its piece) else 0. ``bases`` holds the
-    first position of each piece, ascending.
+    Columns: piece, first and end index into ``positions``, 1 when the rows are
+    consecutive ascending (the group is a slice of its piece) else 0, and the first row.
+    ``bases`` holds the first position of each piece, ascending.
     """
     n_groups = 0
     lo = 0
@@ -147,7 +147,7 @@ def groups(positions: np.ndarray, row: np.ndarray, bases: np.ndarray) -> np.ndar
             lo = bases[piece]
             hi = bases[piece + 1] if piece + 1 < len(bases) else np.iinfo(np.int64).max
             n_groups += 1
-    out = np.empty((n_groups, 4), np.int64)
+    out = np.empty((n_groups, 5), np.int64)
     g = -1
     lo = 0
     hi = -1
@@ -161,6 +161,7 @@ def groups(positions: np.ndarray, row: np.ndarray, bases: np.ndarray) -> np.ndar
             out[g, 0] = piece
             out[g, 1] = i
             out[g, 3] = 1
+            out[g, 4] = row[p]
         elif row[p] != row[positions[i - 1]] + 1:
             out[g, 3] = 0
         out[g, 2] = i + 1
