@@ -71,6 +71,17 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "pyarrow_ipc_write": ("peer: pyarrow writes the table as Arrow IPC + fsync", "events/s"),
     "pyarrow_write_1000": ("peer: pyarrow writes 1000 events to Parquet + fsync", "ms"),
     "pyarrow_read_parquet": ("peer: pyarrow reads the table from 10 Parquet files", "s"),
+    # Reads, on the read store (bench_reads.py): 100 events per entity, 20 types.
+    "read_entity": ("events(entity_id=...) of a 100-event entity, to Arrow", "us"),
+    "read_entity_positions": ("events(entity_id=...), len() only (index, no rows)", "us"),
+    "read_type": ("events(event_type=...) to Arrow, 1/20 of the store", "ms"),
+    "state": ("state(entity_id), current, kept hot", "us"),
+    "state_fold": ("state(entity_id), first call: folds 100 payloads", "us"),
+    "state_as_of": ("state(entity_id, as_of=mid-history), from a snapshot", "us"),
+    "state_as_of_cold": ("state(entity_id, as_of=mid-history), no snapshot yet", "us"),
+    "states_as_of": ("states(as_of=mid-history), every entity in one call", "s"),
+    "sql_count_by_type": ("sql: select event_type, count(*) from events group by 1", "ms"),
+    "eventsourcing_rebuild_100": ("peer: eventsourcing rebuilds a 100-event aggregate", "us"),
 }
 # DESIGN.md §6, by figure key: our target, and the reference's published figure.
 TARGETS: dict[str, tuple[float, str]] = {
@@ -81,6 +92,10 @@ TARGETS: dict[str, tuple[float, str]] = {
     "reopen": (0.5, "~2 s (164K ev.)"),
     "memory": (300, "~6 KB"),
     "import_open": (1.5, ""),
+    "read_entity": (12, "11.9 us"),
+    "read_type": (2.4, "2.4 ms"),
+    "state": (3.5, "3.5 us"),
+    "state_as_of": (60, ""),
 }
 
 
@@ -147,10 +162,13 @@ class Sizes:
     checkpoints: int  # timed checkpoints of 1000 events
     peer_saves: int  # eventsourcing saves per run
     repeats: int  # runs per median
+    reads: int  # events in the read store (100 per entity)
 
 
-FULL = Sizes(single=200_000, batch=1_000_000, checkpoints=20, peer_saves=20_000, repeats=5)
-QUICK = Sizes(single=5_000, batch=20_000, checkpoints=5, peer_saves=300, repeats=2)
+FULL = Sizes(
+    single=200_000, batch=1_000_000, checkpoints=20, peer_saves=20_000, repeats=5, reads=1_000_000
+)
+QUICK = Sizes(single=5_000, batch=20_000, checkpoints=5, peer_saves=300, repeats=2, reads=20_000)
 
 
 # -- data --------------------------------------------------------------------------------
@@ -530,15 +548,17 @@ def fsync(path: Path) -> None:
 
 # -- running and reporting ---------------------------------------------------------------
 
-BENCHES = ("single", "batch", "checkpoint", "reopen", "memory", "import", "peers")
+BENCHES = ("single", "batch", "checkpoint", "reopen", "memory", "import", "peers", "reads")
 
 
 def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     """Run the chosen benchmarks in a scratch folder, printing each row as it is measured."""
+    from allsource_lab.bench_reads import bench_reads  # it imports this module
+
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         # Built once, outside every timing; only "single" and "import" do without it.
-        table = arrow_events(sizes.batch if only - {"single", "import"} else 0)
+        table = arrow_events(sizes.batch if only - {"single", "import", "reads"} else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
             "batch": lambda: bench_batch(sizes, folder, table),
@@ -547,6 +567,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "memory": lambda: bench_memory(folder, table),
             "import": lambda: bench_import(sizes, folder),
             "peers": lambda: bench_peers(sizes, folder, table),
+            "reads": lambda: bench_reads(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:

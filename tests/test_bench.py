@@ -26,6 +26,16 @@ OPERATIONS = {
     "pyarrow_ipc_write",
     "pyarrow_write_1000",
     "pyarrow_read_parquet",
+    "read_entity",
+    "read_entity_positions",
+    "read_type",
+    "state",
+    "state_fold",
+    "state_as_of",
+    "state_as_of_cold",
+    "states_as_of",
+    "sql_count_by_type",
+    "eventsourcing_rebuild_100",
 }
 
 

@@ -1,0 +1,136 @@
+"""Read-side figures for the benchmark (``python -m allsource_lab.bench --only reads``).
+
+The store: ``Sizes.reads`` events over ``reads / 100`` entities (100 events each), 20 event
+types, ~110-byte payloads, event times rising with the sequence; appended in ten batches
+with the default settings (so 1M events are ten sealed segments), closed, reopened. Each
+µs-scale figure is the median of thousands of individually timed calls on entities drawn
+at random with a fixed seed; each run gives one median and the figure is the median of runs.
+
+>>> table = read_events(2_000)
+>>> table.num_rows, len(set(table.column("entity_id").to_pylist()))
+(2000, 20)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+import allsource_lab as asl
+from allsource_lab.bench import Figure, Sizes, order_aggregate, order_payload, scratch, tenths
+
+__all__ = ["bench_reads", "read_events"]
+
+READ_TYPES = 20
+PER_ENTITY = 100
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+STEP_US = 1_000  # event time of event i: START + i ms
+COUNT_BY_TYPE = "select event_type, count(*) from events group by 1"
+
+T = TypeVar("T")
+
+
+def read_events(n: int) -> pa.Table:
+    """``n`` events, ``n // 100`` entities of 100 events each, 20 types, rising times."""
+    entities = max(n // PER_ENTITY, 1)
+    start_us = int(START.timestamp() * 1_000_000)
+    return pa.table(
+        {
+            "event_type": pa.array([f"type.{i % READ_TYPES}" for i in range(n)], pa.string()),
+            "entity_id": pa.array([f"entity-{i % entities}" for i in range(n)], pa.string()),
+            "payload": pa.array([orjson.dumps(order_payload(i)).decode() for i in range(n)]),
+            "timestamp": pa.array(
+                start_us + np.arange(n, dtype=np.int64) * STEP_US, pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+
+
+def middle_of(entity: int, entities: int) -> dt.datetime:
+    """An event time halfway through ``entity``'s history (just after its 50th event)."""
+    i = entity + (PER_ENTITY // 2) * entities
+    return START + dt.timedelta(microseconds=i * STEP_US + 1)
+
+
+def median_us(calls: Sequence[T], call: Callable[[T], object]) -> float:
+    """The median of timing ``call(x)`` for each ``x``, in microseconds."""
+    times = []
+    clock = time.perf_counter
+    for x in calls:
+        start = clock()
+        call(x)
+        times.append(clock() - start)
+    return statistics.median(times) * 1e6
+
+
+def bench_reads(sizes: Sizes, folder: Path) -> list[Figure]:
+    n = sizes.reads
+    entities = max(n // PER_ENTITY, 1)
+    path = scratch(folder, "reads")
+    with asl.open(path) as store:
+        for part in tenths(read_events(n)):
+            store.append_batch(part)
+    rng = random.Random(7)
+    calls = max(200, min(3_000, entities))
+    picks = [[rng.randrange(entities) for _ in range(calls)] for _ in range(sizes.repeats)]
+    names = [f"entity-{e}" for e in range(entities)]
+    figures: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        figures.setdefault(key, []).append(value)
+
+    for run in picks:
+        ids = [names[e] for e in run]
+        moments = [(names[e], middle_of(e, entities)) for e in run]
+        # Read-only opens write no snapshots, so every run starts with none.
+        with asl.open(path, read_only=True) as store:
+            add("read_entity_positions", median_us(ids, lambda e: len(store.events(entity_id=e))))
+            add("read_entity", median_us(ids, lambda e: store.events(entity_id=e).to_arrow()))
+            types = [f"type.{i % READ_TYPES}" for i in range(20)]
+            by_type = median_us(types, lambda t: store.events(event_type=t).to_arrow())
+            add("read_type", by_type / 1000)
+            add("state_as_of_cold", median_us(moments, lambda m: store.state(m[0], as_of=m[1])))
+            # Those folds passed version 32 and snapshotted it: later ones start there.
+            add("state_as_of", median_us(moments, lambda m: store.state(m[0], as_of=m[1])))
+            start = time.perf_counter()
+            store.states(as_of=middle_of(0, entities))
+            add("states_as_of", time.perf_counter() - start)
+            store.sql(COUNT_BY_TYPE).fetchall()  # the first query registers the view
+            sql_us = median_us(range(10), lambda _: store.sql(COUNT_BY_TYPE).fetchall())
+            add("sql_count_by_type", sql_us / 1000)
+        with asl.open(path, read_only=True) as store:
+            add("state_fold", median_us(ids, store.state))  # first call: folds all 100
+            add("state", median_us(ids, store.state))  # then kept hot: a dict copy
+    add_peer = eventsourcing_rebuild_us(sizes.repeats)
+    result = [Figure(key, tuple(runs)) for key, runs in figures.items()]
+    result.append(Figure("eventsourcing_rebuild_100", add_peer))
+    return result
+
+
+def eventsourcing_rebuild_us(repeats: int) -> tuple[float, ...]:
+    """The peer: eventsourcing (in-memory) rebuilds a 100-event aggregate from its events."""
+    from eventsourcing.application import Application
+
+    order_cls = order_aggregate()
+    runs = []
+    for _ in range(repeats):
+        app: Application[Any] = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        orders = [order_cls("sku-00000") for _ in range(20)]
+        for i in range(PER_ENTITY - 1):
+            for order in orders:
+                order.change(**order_payload(i))
+        app.save(*orders)
+        ids = [orders[i % 20].id for i in range(400)]
+        get: Callable[[Any], object] = app.repository.get
+        runs.append(median_us(ids, get))
+        app.close()
+    return tuple(runs)
