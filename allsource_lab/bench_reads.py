@@ -19,7 +19,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import orjson
@@ -130,7 +130,7 @@ def eventsourcing_rebuild_us(repeats: int) -> tuple[float, ...]:
                 order.change(**order_payload(i))
         app.save(*orders)
         ids = [orders[i % 20].id for i in range(400)]
-        get: Callable[[Any], object] = app.repository.get
+        get = cast(Callable[[Any], object], app.repository.get)
         runs.append(median_us(ids, get))
         app.close()
     return tuple(runs)
