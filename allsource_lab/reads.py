@@ -46,6 +46,7 @@ class Reader:
         self.sealed = 0  # the first `sealed` pieces are segments, the rest tail chunks
         self.sealed_end = 0  # positions below this are in segments
         self._tail_generation = -1
+        self._type_numbers: dict[str, int] = {}
 
     # -- building ------------------------------------------------------------------------
 
@@ -156,10 +157,19 @@ class Reader:
         return self.entity_keys.lookup(entity_id.encode("utf-8", "surrogatepass"))
 
     def type_number(self, event_type: str) -> int:
-        return self.type_keys.lookup(event_type.encode("utf-8", "surrogatepass"))
+        """The number of a stored event type, or -1 (types are few: a dict remembers)."""
+        no = self._type_numbers.get(event_type)
+        if no is None:
+            no = self.type_keys.lookup(event_type.encode("utf-8", "surrogatepass"))
+            if no >= 0:
+                self._type_numbers[event_type] = no
+        return no
 
-    def select(self, query: Query) -> np.ndarray:
-        """Positions answering ``query``, in the order it asks for."""
+    def select(self, query: Query, entity: int | None = None) -> np.ndarray:
+        """Positions answering ``query``, in the order it asks for.
+
+        ``entity``: the number of ``query.entity_id`` if the caller knows it (-1: none).
+        """
         index = self.index
         lo = index.after_cut(query.after)
         hi = index.known_cut(query.known_at)
@@ -176,7 +186,7 @@ class Reader:
                 return _EMPTY
         everything = False
         if query.entity_id is not None:
-            ent = self.entity_number(query.entity_id)
+            ent = self.entity_number(query.entity_id) if entity is None else entity
             if ent < 0:
                 return _EMPTY
             candidates = index.entities.positions(ent)

@@ -774,9 +774,14 @@ class EventStore:
 
     def _positions(self, query: Query) -> np.ndarray:
         """Positions answering ``query`` (EventFrame's first step)."""
+        entity_id = query.entity_id
         with self._lock:
             self._reader.sync(self._tail)
-            return self._reader.select(query)
+            entity = None
+            if entity_id is not None:
+                known = self._entities.get(entity_id)
+                entity = known[0] if known is not None else self._entity_or_none(entity_id)
+            return self._reader.select(query, entity)
 
     def _rows(self, positions: np.ndarray) -> pa.Table:
         """The events at ``positions`` as Arrow (EventFrame's second step)."""
@@ -848,6 +853,13 @@ class EventStore:
         k = None if known_at is None else inputs.parse_time(known_at, "known_at")
         with self._lock:
             return self._fold_at(self._entity_no(entity_id), entity_id, t, k)
+
+    def _entity_or_none(self, entity_id: str) -> int:
+        """The number of a stored entity, or -1."""
+        try:
+            return self._entity_no(entity_id)
+        except NotFound:
+            return -1
 
     def _entity_no(self, entity_id: object) -> int:
         """The number of a stored entity; NotFound when it has no event."""

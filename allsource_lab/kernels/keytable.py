@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allsource_lab.kernels.hashing import _read64, xxh64_many
+from allsource_lab.kernels.hashing import _quiet, _read64, xxh64, xxh64_many
 from allsource_lab.kernels.jit import jit
 
 __all__ = ["KeyTable"]
@@ -75,6 +75,31 @@ def _number(
         out[row] = no
         row += 1
     return row, n
+
+
+@_quiet
+@jit
+def _lookup_one(
+    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, key: np.ndarray
+) -> int:
+    """The number of one key, or -1: one call with few arguments (numba's dispatch cost
+    grows with them), for the single lookups of reads."""
+    size = len(key)
+    h = xxh64(key, 0, size, 0)
+    mask = len(slots) - 1
+    i = np.int64(h & np.uint64(mask))
+    while True:
+        no = slots[i]
+        if no < 0:
+            return -1
+        if hashes[no] == h and koff[no + 1] - koff[no] == size:
+            t = koff[no]
+            k = 0
+            while k < size and kdata[t + k] == key[k]:
+                k += 1
+            if k == size:
+                return int(no)
+        i = (i + 1) & mask
 
 
 @jit
@@ -162,7 +187,8 @@ class KeyTable:
         >>> t.intern(b"a"), t.lookup(b"a"), t.lookup(b"b")
         (0, 0, -1)
         """
-        return int(self._number_all(*_one(key), add=False)[0])
+        key_array = np.frombuffer(key, np.uint8) if key else _EMPTY_KEY
+        return int(_lookup_one(self._slots, self._hashes, self._koff, self._kdata, key_array))
 
     def key(self, number: int) -> bytes:
         """The bytes of key ``number``.
@@ -259,6 +285,9 @@ def _resized(a: np.ndarray, size: int) -> np.ndarray:
 def _read_only(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+_EMPTY_KEY = np.zeros(0, np.uint8)
 
 
 def _one(key: bytes) -> tuple[np.ndarray, np.ndarray]:
