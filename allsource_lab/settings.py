@@ -45,8 +45,9 @@ class Settings:
     # versions (0: only explicit store.snapshot calls), so that a state as of any moment
     # folds at most this many payloads after the snapshot it starts from.
     snapshot_every_versions: int = 32
-    # Entities whose current state is kept decoded, so state(entity_id) is a dict copy.
-    state_cache_entities: int = 100_000
+    # Entities whose current state is kept decoded, so state(entity_id) is a dict copy;
+    # past this many, the least recently folded is dropped (a small state costs ~0.5 KB).
+    state_cache_entities: int = 20_000
     # Input limits (bytes of UTF-8).
     max_payload_bytes: int = 1024 * 1024
     max_metadata_bytes: int = 64 * 1024

@@ -958,7 +958,8 @@ class EventStore:
     ) -> bool:
         event_id = self._reader.event_id_at(int(positions[version - 1]))
         snap = Snapshot(entity_id, version, event_id, orjson.dumps(state), checked=True)
-        return self._snapshots.add(no, snap)
+        # A read-only or in-memory store keeps its snapshots for this session only.
+        return self._snapshots.add(no, snap, save=self._storage.durable and not self.read_only)
 
     def snapshot(self, entity_id: str) -> int:
         """Record the entity's current state durably; returns the version it is at.

@@ -253,3 +253,20 @@ def test_a_snapshot_of_other_events_at_the_same_version_is_dropped(tmp_path):
         assert store.state("x", as_of="2999-01-01T00:00:00Z") == {"n": 1, "from": "second"}
         assert store.state("x") == {"n": 1, "from": "second"}
         assert store.stats()["snapshots"] == 0
+
+
+@pytest.mark.parametrize("cached", [0, 2])
+def test_a_small_or_no_state_cache_gives_the_same_answers(store_factory, cached):
+    store = store_factory(state_cache_entities=cached, snapshot_every_versions=3)
+    for i in range(40):
+        store.append("t", f"e{i % 5}", {"i": i, f"k{i % 3}": i})
+        entity = f"e{(i * 7) % 5}"
+        if any(j % 5 == (i * 7) % 5 for j in range(i + 1)):
+            want: dict = {}
+            for j in range(i + 1):
+                if j % 5 == (i * 7) % 5:
+                    want.update({"i": j, f"k{j % 3}": j})
+            assert store.state(entity) == want
+    assert len(store._hot.items) <= cached
+    assert store.snapshot("e1") == 8
+    assert store.state("e1")["i"] == 36
