@@ -85,11 +85,31 @@ class SchemaError(AllSourceError):
 
 
 class SchemaViolation(SchemaError, ValueError):
-    """A payload fails its registered schema."""
+    """A payload fails its registered schema: names the row, the JSON path and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        path: str | None = None,
+        reason: str | None = None,
+    ):
+        where = [] if row is None else [f"row {row}"]
+        if path is not None:
+            where.append(f"at {path}")
+        super().__init__(f"{' '.join(where)}: {message}" if where else message)
+        self.row = row
+        self.path = path
+        self.reason = reason if reason is not None else message
 
 
 class IncompatibleSchema(SchemaError):
-    """A new schema version breaks the subject's compatibility mode."""
+    """A new schema version breaks the subject's compatibility mode; ``report`` says how."""
+
+    def __init__(self, message: str, report: object = None):
+        super().__init__(message)
+        self.report = report
 
 
 class StorageError(AllSourceError, OSError):

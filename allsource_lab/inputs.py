@@ -263,6 +263,41 @@ class BatchInput:
     timestamp: np.ndarray | None  # int64 us, MISSING_TIME where not given
     event_id: np.ndarray | None  # uint8, 16 per row; rows not given are all zero
     event_id_given: np.ndarray | None  # bool per row
+    schema_version: np.ndarray | None = None  # int32 per row, -1 = none; None: all none
+
+
+_Text = tuple[np.ndarray, np.ndarray]  # (data, offsets) of JSON texts
+
+
+def take_rows(batch: BatchInput, rows: np.ndarray) -> BatchInput:
+    """The batch's ``rows`` (ascending row numbers), as a batch of their own."""
+    from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
+
+    idx = pa.array(rows, pa.int64())
+
+    def take_text(
+        col: tuple[np.ndarray, np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if col is None:
+            return None
+        taken = string_array_from_buffers(*col).take(idx)
+        data, offsets = string_buffers(taken)
+        return data, offsets
+
+    ids = None if batch.event_id is None else batch.event_id.reshape(-1, 16)[rows].reshape(-1)
+    payload = take_text(batch.payload)
+    assert payload is not None
+    return BatchInput(
+        n=len(rows),
+        event_type=batch.event_type.take(idx),
+        entity_id=batch.entity_id.take(idx),
+        payload=payload,
+        metadata=take_text(batch.metadata),
+        timestamp=None if batch.timestamp is None else batch.timestamp[rows],
+        event_id=ids,
+        event_id_given=None if batch.event_id_given is None else batch.event_id_given[rows],
+        schema_version=None if batch.schema_version is None else batch.schema_version[rows],
+    )
 
 
 def _columns(data: object) -> tuple[int, dict[str, Any]]:

@@ -96,38 +96,10 @@ def split_batch(
     keep[dup_rows] = False
     if not keep.any():
         return None, seqs[hit]
-    return _take_rows(batch, np.nonzero(keep)[0]), seqs[hit]
+    return inputs.take_rows(batch, np.nonzero(keep)[0]), seqs[hit]
 
 
 def _texts(col: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray) -> list[bytes]:
     assert col is not None
     data, offsets = col
     return [data[offsets[r] : offsets[r + 1]].tobytes() for r in rows.tolist()]
-
-
-def _take_rows(batch: inputs.BatchInput, rows: np.ndarray) -> inputs.BatchInput:
-    idx = pa.array(rows)
-
-    def take_text(
-        col: tuple[np.ndarray, np.ndarray] | None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if col is None:
-            return None
-        pieces = _texts(col, rows)
-        offsets = np.zeros(len(pieces) + 1, np.int64)
-        np.cumsum([len(p) for p in pieces], out=offsets[1:])
-        return np.frombuffer(b"".join(pieces), np.uint8), offsets
-
-    ids = None if batch.event_id is None else batch.event_id.reshape(-1, 16)[rows].reshape(-1)
-    payload = take_text(batch.payload)
-    assert payload is not None
-    return inputs.BatchInput(
-        n=len(rows),
-        event_type=batch.event_type.take(idx),
-        entity_id=batch.entity_id.take(idx),
-        payload=payload,
-        metadata=take_text(batch.metadata),
-        timestamp=None if batch.timestamp is None else batch.timestamp[rows],
-        event_id=ids,
-        event_id_given=None if batch.event_id_given is None else batch.event_id_given[rows],
-    )

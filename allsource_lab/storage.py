@@ -97,6 +97,13 @@ class Storage:
     def write_snapshots(self, bodies: list[bytes]) -> None:
         """Add snapshot records durably (after the events they fold are durable)."""
 
+    def load_registry(self) -> tuple[list[bytes], list[str]]:
+        """Schema registry record bodies, oldest first, and problems met reading them."""
+        return [], []
+
+    def write_registry(self, bodies: list[bytes]) -> None:
+        """Add schema registry records durably (fsynced before returning)."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -150,6 +157,7 @@ class FolderStorage(Storage):
         self.wal_dir = path / "wal"
         self.segment_dir = path / "segments"
         self.snapshot_log = path / "snapshots" / "snapshots.log"
+        self.registry_log = path / "schemas" / "registry.log"
         if read_only:
             if not (path / "manifest.json").exists():
                 raise StorageError(
@@ -377,12 +385,12 @@ class FolderStorage(Storage):
             except OSError as exc:
                 problems.append(f"{path}: cannot be read ({exc})")
             checked += 1
-        if self.snapshot_log.exists():
-            checked += 1
-            data = self.snapshot_log.read_bytes()
-            problems.extend(
-                f"{self.snapshot_log}: {why} at byte {at}" for at, why in read_records(data)[1]
-            )
+        for log in (self.snapshot_log, self.registry_log):
+            if log.exists():
+                checked += 1
+                problems.extend(
+                    f"{log}: {why} at byte {at}" for at, why in read_records(log.read_bytes())[1]
+                )
         return problems, checked
 
     # -- snapshots -----------------------------------------------------------------------
@@ -392,19 +400,44 @@ class FolderStorage(Storage):
 
         Snapshots are derived data: a damaged record is skipped and reported, never fatal.
         """
+        return self._load_log(self.snapshot_log)
+
+    def load_registry(self) -> tuple[list[bytes], list[str]]:
+        """Read ``schemas/registry.log`` the same way (a torn final record is cut off)."""
+        return self._load_log(self.registry_log)
+
+    def write_registry(self, bodies: list[bytes]) -> None:
+        if self.read_only:
+            raise StorageError("the store was opened with read_only=True; open it for writing")
+        self._append_log(self.registry_log, bodies)
+
+    def _load_log(self, path: Path) -> tuple[list[bytes], list[str]]:
         try:
-            data = self.snapshot_log.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             return [], []
         except OSError as exc:
-            return [], [f"{self.snapshot_log}: cannot be read ({exc}); snapshots ignored"]
+            return [], [f"{path}: cannot be read ({exc}); its records are ignored"]
         bodies, damaged, end = read_records(data)
-        problems = [f"{self.snapshot_log}: {why} at byte {at}" for at, why in damaged]
+        problems = [f"{path}: {why} at byte {at}" for at, why in damaged]
         if end < len(data) and not self.read_only:
-            with open(self.snapshot_log, "r+b") as f:
+            with open(path, "r+b") as f:
                 f.truncate(end)
                 os.fsync(f.fileno())
         return bodies, problems
+
+    def _append_log(self, path: Path, bodies: list[bytes]) -> None:
+        """Append framed records and fsync (the folder too, the first time)."""
+        folder = path.parent
+        new = not folder.exists()
+        folder.mkdir(exist_ok=True)
+        with open(path, "ab") as f:
+            f.write(b"".join(frame_record(b) for b in bodies))
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fsync_folder(folder)
+            fsync_folder(self.path)  # type: ignore[arg-type]
 
     def wal_bytes(self) -> int:
         total = 0
@@ -420,16 +453,7 @@ class FolderStorage(Storage):
     def write_snapshots(self, bodies: list[bytes]) -> None:
         if self.read_only or not bodies:
             return
-        folder = self.snapshot_log.parent
-        new = not folder.exists()
-        folder.mkdir(exist_ok=True)
-        with open(self.snapshot_log, "ab") as f:
-            f.write(b"".join(frame_record(b) for b in bodies))
-            f.flush()
-            os.fsync(f.fileno())
-        if new:
-            fsync_folder(folder)
-            fsync_folder(self.path)  # type: ignore[arg-type]
+        self._append_log(self.snapshot_log, bodies)
 
     def close(self) -> None:
         try:
