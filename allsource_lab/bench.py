@@ -82,6 +82,10 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "states_as_of": ("states(as_of=mid-history), every entity in one call", "s"),
     "sql_count_by_type": ("sql: select event_type, count(*) from events group by 1", "ms"),
     "eventsourcing_rebuild_100": ("peer: eventsourcing rebuilds a 100-event aggregate", "us"),
+    # Schemas (bench_schemas.py): the table's size, ~170-byte payloads, 8-property schema.
+    "append_batch_schema": ("append_batch with a registered 8-property schema", "events/s"),
+    "append_batch_no_schema": ("append_batch of the same events, no schema", "events/s"),
+    "jsonschema_validate": ("peer: jsonschema validates the same payloads alone", "events/s"),
 }
 # DESIGN.md §6, by figure key: our target, and the reference's published figure.
 TARGETS: dict[str, tuple[float, str]] = {
@@ -96,6 +100,7 @@ TARGETS: dict[str, tuple[float, str]] = {
     "read_type": (2.4, "2.4 ms"),
     "state": (3.5, "3.5 us"),
     "state_as_of": (60, ""),
+    "append_batch_schema": (1_000_000, ""),
 }
 
 
@@ -548,17 +553,29 @@ def fsync(path: Path) -> None:
 
 # -- running and reporting ---------------------------------------------------------------
 
-BENCHES = ("single", "batch", "checkpoint", "reopen", "memory", "import", "peers", "reads")
+BENCHES = (
+    "single",
+    "batch",
+    "checkpoint",
+    "reopen",
+    "memory",
+    "import",
+    "peers",
+    "reads",
+    "schemas",
+)
 
 
 def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     """Run the chosen benchmarks in a scratch folder, printing each row as it is measured."""
-    from allsource_lab.bench_reads import bench_reads  # it imports this module
+    from allsource_lab.bench_reads import bench_reads  # they import this module
+    from allsource_lab.bench_schemas import bench_schemas
 
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         # Built once, outside every timing; only "single" and "import" do without it.
-        table = arrow_events(sizes.batch if only - {"single", "import", "reads"} else 0)
+        own_data = {"single", "import", "reads", "schemas"}
+        table = arrow_events(sizes.batch if only - own_data else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
             "batch": lambda: bench_batch(sizes, folder, table),
@@ -568,6 +585,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "import": lambda: bench_import(sizes, folder),
             "peers": lambda: bench_peers(sizes, folder, table),
             "reads": lambda: bench_reads(sizes, folder),
+            "schemas": lambda: bench_schemas(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:
@@ -635,7 +653,8 @@ def print_header(facts: dict[str, Any], sizes: Sizes) -> None:
     )
     print(
         f"Single appends: {sizes.single:,} per run; the table: {sizes.batch:,} events over "
-        f"{ENTITIES:,} entities, ~110-byte payloads; eventsourcing: {sizes.peer_saves:,} saves. "
+        f"{ENTITIES:,} entities, ~110-byte payloads; the read store: {sizes.reads:,} events, "
+        f"100 per entity, 20 types; eventsourcing: {sizes.peer_saves:,} saves. "
         f"Medians of {sizes.repeats} runs ({sizes.checkpoints} checkpoints, 1 memory run)."
     )
     print(ROW.format("operation", "median", "min–max of runs", "target", "reference", "met"))

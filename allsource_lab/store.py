@@ -21,15 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab import inputs, retries
-from allsource_lab.arrowbuf import string_buffers
+from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
 from allsource_lab.errors import (
     ConcurrencyError,
+    CorruptionError,
     InvalidEvent,
     NotFound,
+    SchemaViolation,
     StorageError,
 )
 from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
-from allsource_lab.frame import EventFrame, Query
+from allsource_lab.frame import EventFrame, Query, events_from_table
 from allsource_lab.idindex import IdIndex
 from allsource_lab.integrity import IntegrityReport, check_tables
 from allsource_lab.kernels import timetravel
@@ -86,13 +88,19 @@ class BatchResult:
 
     ``count`` rows were written; ``duplicates`` rows were exact retries of events already
     stored (same ``event_id`` and content) and were not written again. When nothing new
-    was written, ``first_sequence``/``last_sequence`` span the stored duplicates.
+    was written, ``first_sequence``/``last_sequence`` span the stored duplicates (or are
+    0 when every row was rejected). With ``on_invalid="skip"`` or ``"return"``,
+    ``rejected`` rows failed their schema and were left out; ``"return"`` also gives them
+    back in ``rejected_rows``: a DataFrame (row, event_type, entity_id, payload, path,
+    reason), ``row`` counting from 0 in the data passed.
     """
 
     first_sequence: int
     last_sequence: int
     count: int
     duplicates: int = 0
+    rejected: int = 0
+    rejected_rows: Any = None
 
 
 class EventStore:
@@ -163,6 +171,7 @@ class EventStore:
         self._snapshots = Snapshots()
         self._rebuild(loaded.segments, loaded.manifest.sealed_through)
         self._load_snapshots()
+        self._open_registry(settings)
         # Facts the append path reads on every call, computed once.
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
@@ -194,6 +203,41 @@ class EventStore:
         reader.sync(self._tail)
         self._next_seq = max(last_seq, sealed_through) + 1
         self._last_rec = last_rec
+
+    def _open_registry(self, settings: Settings) -> None:
+        """The schema registry from its log; damage is corruption unless salvaging."""
+        from allsource_lab.schemas.registry import SchemaRegistry
+
+        self.schemas = SchemaRegistry(self._write_registry)
+        bodies, problems = self._storage.load_registry()
+        if problems and settings.recovery != "salvage":
+            raise CorruptionError(
+                f"the schema registry is damaged: {problems[0]}; open with "
+                'recovery="salvage" to skip damaged records (their schemas are lost)'
+            )
+        self.recovery_problems.extend(problems)
+        self.recovery_problems.extend(self.schemas.load(bodies))
+        self.schemas.on_change = self._schemas_changed
+        self._schemas_active = bool(self.schemas.subjects())
+        self._upcasting = False
+
+    def _write_registry(self, bodies: list[bytes]) -> None:
+        if self._refuse:
+            self._refuse_write()
+        with self._io_lock:
+            try:
+                self._storage.write_registry(bodies)
+            except OSError as exc:
+                raise StorageError(
+                    f"the schema registry could not be written ({exc}); nothing changed"
+                ) from exc
+
+    def _schemas_changed(self) -> None:
+        """Schemas or upcasters changed: what is validated and folded changes with them."""
+        with self._lock:
+            self._schemas_active = bool(self.schemas.subjects())
+            self._upcasting = bool(self.schemas.upcasters)
+            self._hot.items.clear()  # folded with the old upcasters
 
     def _load_snapshots(self) -> None:
         """Snapshots from storage; ones that do not fit the stored events are dropped."""
@@ -293,6 +337,7 @@ class EventStore:
         )
         ts = None if timestamp is None else inputs.parse_time(timestamp)
         eid = None if event_id is None else inputs.parse_event_id(event_id)
+        sv = self._validate_one(event_type, pb) if self._schemas_active else -1
         if expected_version is not None and (
             type(expected_version) is not int or expected_version < 0
         ):
@@ -335,7 +380,7 @@ class EventStore:
                         ts,
                         rec,
                         eid,
-                        -1,
+                        sv,
                         part,
                         len(tb),
                         len(eb),
@@ -370,7 +415,34 @@ class EventStore:
             self._write_wal(sync=False)
         if full:
             self.checkpoint()
-        return Event(seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, None)
+        schema_version = None if sv < 0 else sv
+        return Event(
+            seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, schema_version
+        )
+
+    def _validate_one(self, event_type: str, pb: bytes) -> int:
+        """The schema version ``pb`` is valid under (-1: no schema); SchemaViolation if not."""
+        found = self.schemas.validator(event_type) if type(event_type) is str else None
+        if found is None:
+            return -1
+        version, validator = found
+        data = np.frombuffer(pb, np.uint8)
+        if len(validator.invalid_rows(data, np.array([0, len(pb)], np.int64))):
+            raise self._violation(event_type, version, validator, pb, None)
+        return version
+
+    @staticmethod
+    def _violation(
+        event_type: str, version: int, validator: Any, text: bytes, row: int | None
+    ) -> SchemaViolation:
+        problems = validator.problems(text)
+        path, reason = problems[0] if problems else ("#", "does not match the schema")
+        return SchemaViolation(
+            f"payload of {event_type!r} fails schema version {version}: {reason}",
+            row=row,
+            path=path,
+            reason=reason,
+        )
 
     def _new_type(self, event_type: object) -> bytes:
         tb = inputs.check_event_type(event_type, self.settings)
@@ -400,7 +472,10 @@ class EventStore:
     # -- batches -------------------------------------------------------------------------
 
     def append_batch(
-        self, data: Any, expected_versions: Mapping[str, int] | None = None
+        self,
+        data: Any,
+        expected_versions: Mapping[str, int] | None = None,
+        on_invalid: str = "raise",
     ) -> BatchResult:
         """Append many events atomically: all of them are written, or none.
 
@@ -409,9 +484,16 @@ class EventStore:
         optionally ``timestamp``, ``metadata``, ``event_id``. ``expected_versions`` maps
         entity ids to the version each must be at before the batch.
 
+        Payloads of event types with a registered schema are validated first;
+        ``on_invalid`` says what a failure does: ``"raise"`` (default) a SchemaViolation
+        naming the row, and nothing is written; ``"skip"`` writes the valid rows;
+        ``"return"`` writes them too and returns the rejected ones with reasons
+        (``BatchResult.rejected_rows``).
+
         Raises:
             InvalidEvent: naming the first bad row and field; nothing was written.
             ConcurrencyError: an expected version did not match; nothing was written.
+            SchemaViolation: a payload fails its schema (``on_invalid="raise"``).
 
         >>> import allsource_lab as asl
         >>> store = asl.open()
@@ -422,7 +504,19 @@ class EventStore:
         >>> (res.first_sequence, res.last_sequence, res.count)
         (1, 2, 2)
         """
+        if on_invalid not in ("raise", "skip", "return"):
+            raise InvalidEvent(
+                f"on_invalid must be 'raise', 'skip' or 'return', not {on_invalid!r}",
+                field="on_invalid",
+            )
         batch = inputs.normalize_batch(data, self.settings)
+        rejected: Any = None
+        n_rejected = 0
+        if self._schemas_active:
+            checked, rejected, n_rejected = self._validate_batch(batch, on_invalid)
+            if checked is None:
+                return BatchResult(0, 0, 0, 0, n_rejected, rejected)
+            batch = checked
         if expected_versions is not None and not isinstance(expected_versions, Mapping):
             raise InvalidEvent(
                 "expected_versions must be a mapping of entity_id to version",
@@ -494,7 +588,69 @@ class EventStore:
                     self._fail(exc)
         if full:
             self.checkpoint()
-        return BatchResult(first, first + n - 1, n, duplicates)
+        return BatchResult(first, first + n - 1, n, duplicates, n_rejected, rejected)
+
+    def _validate_batch(
+        self, batch: inputs.BatchInput, on_invalid: str
+    ) -> tuple[inputs.BatchInput | None, Any, int]:
+        """(rows to write with their schema versions, rejected rows or None, how many)."""
+        types = batch.event_type
+        names = pc.unique(types).to_pylist()
+        found = {t: self.schemas.validator(t) for t in names}
+        if not any(found.values()):
+            return batch, None, 0
+        versions = np.full(batch.n, -1, np.int32)
+        texts = None
+        bad: list[np.ndarray] = []
+        for name, hit in found.items():
+            if hit is None:
+                continue
+            version, validator = hit
+            if len(names) == 1:
+                rows = np.arange(batch.n)
+                data, offsets = batch.payload
+            else:
+                rows = np.flatnonzero(pc.equal(types, name).to_numpy(zero_copy_only=False))
+                if texts is None:
+                    texts = string_array_from_buffers(*batch.payload)
+                data, offsets = string_buffers(texts.take(pa.array(rows)))
+            versions[rows] = version
+            invalid = validator.invalid_rows(data, offsets)
+            if len(invalid):
+                bad.append(rows[invalid])
+        batch.schema_version = versions
+        if not bad:
+            return batch, None, 0
+        rejected = np.sort(np.concatenate(bad))
+        data, offsets = batch.payload
+
+        def text(row: int) -> bytes:
+            return data[offsets[row] : offsets[row + 1]].tobytes()
+
+        if on_invalid == "raise":
+            row = int(rejected[0])
+            name = types[row].as_py()
+            version, validator = found[name]  # type: ignore[misc]
+            raise self._violation(name, version, validator, text(row), row)
+        report = None
+        if on_invalid == "return":
+            import pandas as pd
+
+            records = []
+            for row in rejected.tolist():
+                name = types[row].as_py()
+                _, validator = found[name]  # type: ignore[misc]
+                problems = validator.problems(text(row))
+                path, reason = problems[0] if problems else ("#", "does not match the schema")
+                records.append(
+                    (row, name, batch.entity_id[row].as_py(), text(row).decode(), path, reason)
+                )
+            columns = ["row", "event_type", "entity_id", "payload", "path", "reason"]
+            report = pd.DataFrame.from_records(records, columns=columns)
+        keep = np.setdiff1d(np.arange(batch.n), rejected)
+        if not len(keep):
+            return None, report, len(rejected)
+        return inputs.take_rows(batch, keep), report, len(rejected)
 
     def _batch_columns(
         self, batch: inputs.BatchInput, nos: np.ndarray, assigned: np.ndarray, first: int, rec: int
@@ -523,7 +679,9 @@ class EventStore:
             timestamp=ts.astype(np.int64, copy=False),
             recorded=np.full(n, rec, np.int64),
             event_id=ids,
-            schema_version=np.full(n, -1, np.int32),
+            schema_version=(
+                np.full(n, -1, np.int32) if batch.schema_version is None else batch.schema_version
+            ),
             partition=partitions,
             event_type=(t_off, t_data),
             entity_id=(e_off, e_data),
@@ -786,7 +944,35 @@ class EventStore:
     def _rows(self, positions: np.ndarray) -> pa.Table:
         """The events at ``positions`` as Arrow (EventFrame's second step)."""
         with self._lock:
-            return self._reader.table(positions)
+            table = self._reader.table(positions)
+            return self._upcast_table(table) if self._upcasting else table
+
+    def _upcast_table(self, table: pa.Table) -> pa.Table:
+        """``table`` with payloads upcast to their subjects' newest shape (stored bytes stay)."""
+        upcasters = self.schemas.upcasters
+        types = table.column("event_type").to_pylist()
+        versions = table.column("schema_version").to_pylist()
+        texts = table.column("payload").combine_chunks().storage.to_pylist()
+        changed = False
+        for i, (name, version) in enumerate(zip(types, versions, strict=True)):
+            if version is not None and (name, version) in upcasters:
+                payload = self.schemas.upcast(name, version, orjson.loads(texts[i]))
+                texts[i] = orjson.dumps(payload).decode()
+                changed = True
+        if not changed:
+            return table
+        kind = EVENT_SCHEMA.field("payload").type
+        column = pa.ExtensionArray.from_storage(kind, pa.array(texts, pa.string()))
+        return table.set_column(EVENT_SCHEMA.get_field_index("payload"), "payload", column)
+
+    def _payloads(self, positions: np.ndarray) -> list[dict[str, Any]]:
+        """The payloads at ``positions``, decoded (and upcast when upcasters exist)."""
+        reader = self._reader
+        if not self._upcasting:
+            return orjson.loads(reader.payload_array(positions))  # type: ignore[no-any-return]
+        table = self._upcast_table(reader.table(positions))
+        texts = table.column("payload").combine_chunks().storage.to_pylist()
+        return [orjson.loads(t) for t in texts]
 
     def _tables(self) -> list[pa.Table]:
         with self._lock:
@@ -817,7 +1003,13 @@ class EventStore:
             seq = self._index_ids().lookup(eid)
         if seq < 0:
             raise NotFound(f"no event with event_id {event_id}")
-        return self._event_at(seq)
+        event = self._event_at(seq)
+        if self._upcasting and event.schema_version is not None:
+            with self._lock:
+                position = self._reader.position_of_sequence(seq)
+                table = self._upcast_table(self._reader.table(np.array([position], np.int64)))
+            event = events_from_table(table)[0]
+        return event
 
     # -- state ---------------------------------------------------------------------------
 
@@ -911,6 +1103,8 @@ class EventStore:
     def _start(self, no: int, positions: np.ndarray, at_most: int) -> tuple[int, dict[str, Any]]:
         """(version, state) of the newest trustworthy snapshot at or below ``at_most``."""
         snaps = self._snapshots
+        if self._upcasting:
+            return 0, {}  # snapshots fold stored payloads; upcasters change them
         while True:
             snap = snaps.best(no, at_most)
             if snap is None:
@@ -939,7 +1133,7 @@ class EventStore:
         """
         if not len(picked):
             return state
-        patches = orjson.loads(self._reader.payload_array(positions[picked]))
+        patches = self._payloads(positions[picked])
         every = self.settings.snapshot_every_versions
         first = int(picked[0])
         if every and (first // every + 1) * every <= min(leading, int(picked[-1]) + 1):
@@ -956,6 +1150,8 @@ class EventStore:
     def _record_snapshot(
         self, no: int, entity_id: str, version: int, positions: np.ndarray, state: dict[str, Any]
     ) -> bool:
+        if self._upcasting:
+            return False
         event_id = self._reader.event_id_at(int(positions[version - 1]))
         snap = Snapshot(entity_id, version, event_id, orjson.dumps(state), checked=True)
         # A read-only or in-memory store keeps its snapshots for this session only.
@@ -1068,8 +1264,9 @@ class EventStore:
                     self._snapshots.drop(no, snap)
         counts = np.zeros(n_ent + 1, np.int64)
         versions: list[int] = []
-        for no in sorted(self._snapshots.by_entity):
-            items = self._snapshots.by_entity[no]
+        usable = {} if self._upcasting else self._snapshots.by_entity
+        for no in sorted(usable):
+            items = usable[no]
             counts[no + 1] = len(items)
             versions.extend(s.version for s in items)
         entities, version, when, snap_at, fold_starts, fold = timetravel.plan(
@@ -1083,7 +1280,7 @@ class EventStore:
             np.cumsum(counts),
             np.asarray(versions, np.int64),
         )
-        patches = orjson.loads(reader.payload_array(fold))
+        patches = self._payloads(fold)
         states = []
         bounds = fold_starts.tolist()
         by_entity = self._snapshots.by_entity

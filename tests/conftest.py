@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,18 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ob
 @pytest.fixture
 def store(store_factory: object) -> asl.EventStore:
     return store_factory()  # type: ignore[operator]
+
+
+@pytest.fixture
+def run_without_jit() -> Callable[[str], None]:
+    """Runs a Python script in a child with numba's JIT off; it must print exactly "ok"."""
+
+    def run(script: str) -> None:
+        env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.strip() == "ok"
+
+    return run

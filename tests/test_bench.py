@@ -6,6 +6,18 @@ import json
 import subprocess
 import sys
 
+READ_FIGURES = {
+    "read_entity",
+    "read_entity_positions",
+    "read_type",
+    "state",
+    "state_fold",
+    "state_as_of",
+    "state_as_of_cold",
+    "states_as_of",
+    "sql_count_by_type",
+    "eventsourcing_rebuild_100",
+}
 OPERATIONS = {
     "append",
     "append_default_checkpoint",
@@ -26,16 +38,10 @@ OPERATIONS = {
     "pyarrow_ipc_write",
     "pyarrow_write_1000",
     "pyarrow_read_parquet",
-    "read_entity",
-    "read_entity_positions",
-    "read_type",
-    "state",
-    "state_fold",
-    "state_as_of",
-    "state_as_of_cold",
-    "states_as_of",
-    "sql_count_by_type",
-    "eventsourcing_rebuild_100",
+    *READ_FIGURES,
+    "append_batch_schema",
+    "append_batch_no_schema",
+    "jsonschema_validate",
 }
 
 
@@ -55,3 +61,13 @@ def test_quick_benchmark_reports_a_positive_figure_for_every_operation(tmp_path)
     assert report["machine"]["cpu_count"] >= 1
     # Every figure is also in the printed table.
     assert all(f["name"] in done.stdout for f in report["figures"])
+
+
+def test_quick_read_benchmark_reports_every_read_figure_positive_for_each_run(tmp_path):
+    from allsource_lab.bench import QUICK
+    from allsource_lab.bench_reads import bench_reads
+
+    figures = bench_reads(QUICK, tmp_path)
+    assert sorted(f.key for f in figures) == sorted(READ_FIGURES)
+    assert {f.key: f.runs for f in figures if len(f.runs) != QUICK.repeats} == {}
+    assert {f.key: f.runs for f in figures if not min(f.runs) > 0} == {}

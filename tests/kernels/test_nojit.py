@@ -7,10 +7,6 @@ warnings: uint64 wrap-around in the hash must be handled by the kernels themselv
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 SCRIPT = r"""
 import random, warnings
 warnings.simplefilter("error")
@@ -62,10 +58,5 @@ print("ok")
 """
 
 
-def test_kernels_give_the_reference_answers_with_the_jit_disabled():
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "ok"
+def test_kernels_give_the_reference_answers_with_the_jit_disabled(run_without_jit):
+    run_without_jit(SCRIPT)
