@@ -11,10 +11,10 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -459,28 +459,37 @@ def _json_column(
 
 
 _PARALLEL_ROWS = 65_536
+T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
 
 
-def _check_json_rows(data: np.ndarray, offsets: np.ndarray, depth: int) -> tuple[int, int, int]:
-    """``jsontext.check_objects`` over every core for big columns (the kernel drops the GIL).
+def row_chunks(fn: Callable[..., T], data: np.ndarray, offsets: np.ndarray, *args: Any) -> list[tuple[int, T]]:
+    """``fn(data, offsets[lo:hi + 1], *args)`` over every core for big columns.
 
-    The JSON check is the largest CPU cost of a big batch (~0.3 s per 1M rows on one core).
+    Returns ``(lo, result)`` per chunk of rows, in row order. ``fn`` must be a numba kernel
+    that drops the GIL (every kernel here does); small columns run in one call.
     """
     n = len(offsets) - 1
     workers = min(os.cpu_count() or 1, 4)
     if n < _PARALLEL_ROWS or workers < 2:
-        return jsontext.check_objects(data, offsets, depth)
+        return [(0, fn(data, offsets, *args))]
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="allsource-json")
-    bounds = np.linspace(0, n, workers + 1).astype(np.int64)
+    bounds = np.linspace(0, n, workers + 1).astype(np.int64).tolist()
     parts = [
-        _pool.submit(jsontext.check_objects, data, offsets[lo : hi + 1], depth)
-        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        (lo, _pool.submit(fn, data, offsets[lo : hi + 1], *args))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    for lo, part in zip(bounds[:-1].tolist(), parts, strict=True):
-        row, code, offset = part.result()
+    return [(lo, part.result()) for lo, part in parts]
+
+
+def _check_json_rows(data: np.ndarray, offsets: np.ndarray, depth: int) -> tuple[int, int, int]:
+    """``jsontext.check_objects`` over every core for big columns.
+
+    The JSON check is the largest CPU cost of a big batch (~0.3 s per 1M rows on one core).
+    """
+    for lo, (row, code, offset) in row_chunks(jsontext.check_objects, data, offsets, depth):
         if row >= 0:
             return lo + row, code, offset
     return -1, 0, 0

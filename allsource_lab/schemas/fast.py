@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from allsource_lab.inputs import row_chunks
 from allsource_lab.kernels import jsonschema_fast as k
 
 if TYPE_CHECKING:  # jsonschema is imported when first needed: it is slow to import
@@ -360,12 +361,21 @@ class BatchValidator:
         elif self._refuses_objects:
             return np.arange(n, dtype=np.int64)
         else:
-            verdicts, tasks = k.scan_rows(data, offsets, *self._arrays)
+            verdicts, tasks = self._scan(data, offsets)
             self._match_patterns(data, verdicts, tasks)
         for row in np.flatnonzero(verdicts == k.UNSURE).tolist():
             text = data[offsets[row] : offsets[row + 1]].tobytes()
             verdicts[row] = k.VALID if self._slow.is_valid(orjson.loads(text)) else k.INVALID
         return np.flatnonzero(verdicts == k.INVALID).astype(np.int64)
+
+    def _scan(self, data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``k.scan_rows`` over every core for big batches; task rows are batch rows."""
+        parts = row_chunks(k.scan_rows, data, offsets, *self._arrays)
+        if len(parts) == 1:
+            return parts[0][1]
+        verdicts = np.concatenate([v for _, (v, _) in parts])
+        tasks = [t + np.array([lo, 0, 0, 0], np.int64) for lo, (_, t) in parts if len(t)]
+        return verdicts, np.concatenate(tasks) if tasks else np.zeros((0, 4), np.int64)
 
     def _match_patterns(self, data: np.ndarray, verdicts: np.ndarray, tasks: np.ndarray) -> None:
         """Mark INVALID the still-valid rows with a string that ``re.search`` rejects."""

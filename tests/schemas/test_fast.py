@@ -188,6 +188,25 @@ def test_verdicts_are_jsonschemas_for_generated_schemas_and_payloads(schema, row
     assert invalid_rows(validator, texts) == rejected_by_jsonschema(schema, texts)
 
 
+def test_big_batches_are_split_across_cores_with_the_same_verdicts():
+    # Past inputs' parallel threshold the scan runs in chunks; row numbers (and the
+    # pattern checks' rows) must still be the batch's, in every chunk.
+    schema = {
+        "required": ["n"],
+        "properties": {"n": {"type": "integer", "maximum": 9}, "c": {"pattern": "^[a-z]+$"}},
+    }
+    rnd = random.Random(7)
+    texts = [
+        f'{{"n": {rnd.randint(0, 10)}, "c": "{rnd.choice(["abc", "ab1", "zz"])}"}}'
+        if i % 5000
+        else '{"m": 1}'
+        for i in range(140_000)
+    ]
+    want = rejected_by_jsonschema(schema, texts)
+    assert want and want[-1] > 100_000
+    assert invalid_rows(BatchValidator(schema), texts) == want
+
+
 NUMBER_SCHEMA = {
     "properties": {
         "i": {"type": "integer", "minimum": -5, "exclusiveMaximum": 1e20},
