@@ -7,6 +7,7 @@ and field; it never touches the store, so a rejected input cannot change it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import os
 import re
@@ -463,7 +464,9 @@ T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
 
 
-def row_chunks(fn: Callable[..., T], data: np.ndarray, offsets: np.ndarray, *args: Any) -> list[tuple[int, T]]:
+def row_chunks(
+    fn: Callable[..., T], data: np.ndarray, offsets: np.ndarray, *args: Any
+) -> list[tuple[int, T]]:
     """``fn(data, offsets[lo:hi + 1], *args)`` over every core for big columns.
 
     Returns ``(lo, result)`` per chunk of rows, in row order. ``fn`` must be a numba kernel
@@ -479,7 +482,7 @@ def row_chunks(fn: Callable[..., T], data: np.ndarray, offsets: np.ndarray, *arg
     bounds = np.linspace(0, n, workers + 1).astype(np.int64).tolist()
     parts = [
         (lo, _pool.submit(fn, data, offsets[lo : hi + 1], *args))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        for lo, hi in itertools.pairwise(bounds)
     ]
     return [(lo, part.result()) for lo, part in parts]
 
