@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allsource_lab.errors import (
     AllSourceError,
@@ -28,25 +28,42 @@ from allsource_lab.errors import (
 from allsource_lab.events import Event
 from allsource_lab.frame import EventFrame
 from allsource_lab.integrity import IntegrityReport
+from allsource_lab.projections import (
+    EntitySnapshots,
+    EventBatch,
+    EventCounter,
+    Projection,
+)
+from allsource_lab.replay import ReplayJob, ReplayProgress
 from allsource_lab.settings import Settings
 from allsource_lab.store import BatchResult, EventStore
+
+if TYPE_CHECKING:
+    from allsource_lab.projections.sql import SqlProjection
 
 __all__ = [
     "AllSourceError",
     "BatchResult",
     "ConcurrencyError",
     "CorruptionError",
+    "EntitySnapshots",
     "Event",
+    "EventBatch",
+    "EventCounter",
     "EventFrame",
     "EventStore",
     "IncompatibleSchema",
     "IntegrityReport",
     "InvalidEvent",
     "NotFound",
+    "Projection",
     "RecoveryWarning",
+    "ReplayJob",
+    "ReplayProgress",
     "SchemaError",
     "SchemaViolation",
     "Settings",
+    "SqlProjection",
     "StorageError",
     "StoreLocked",
     "open",
@@ -81,3 +98,12 @@ def open(
         known = ", ".join(Settings.__dataclass_fields__)
         raise TypeError(f"{exc}; known settings are: {known}") from None
     return EventStore(path, config, read_only=read_only)
+
+
+def __getattr__(name: str) -> Any:
+    # SqlProjection needs DuckDB (~0.15 s to import): loaded when first asked for.
+    if name == "SqlProjection":
+        from allsource_lab.projections.sql import SqlProjection
+
+        return SqlProjection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

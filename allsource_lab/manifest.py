@@ -89,18 +89,28 @@ class Manifest:
 
     def write(self, folder: Path) -> None:
         """Replace ``folder/manifest.json`` atomically and durably."""
-        final = folder / "manifest.json"
-        temp = folder / "manifest.json.tmp"
-        data = self.to_bytes()
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # rename is atomic; the folder fsync makes the new name itself durable.
-        os.replace(temp, final)
-        fsync_folder(folder)
+        replace_file(folder / "manifest.json", self.to_bytes())
+
+
+def replace_file(final: Path, data: Any, temp: Path | None = None) -> None:
+    """Put ``data`` (bytes-like) under ``final`` atomically and durably.
+
+    Written whole to a temp name, fsynced, renamed over ``final``, and the folder fsynced:
+    a crash leaves the old file or the new one, never a half file under ``final``.
+    """
+    temp = final.with_name(final.name + ".tmp") if temp is None else temp
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # rename is atomic; the folder fsync makes the new name itself durable.
+    os.replace(temp, final)
+    fsync_folder(final.parent)
 
 
 def fsync_folder(folder: Path) -> None:

@@ -230,16 +230,20 @@ class Reader:
             out.append((piece, first, end - start, None if run else row[positions[start:end]]))
         return out
 
-    def table(self, positions: np.ndarray) -> pa.Table:
-        """The events at ``positions``, in that order, as an Arrow table."""
+    def table(self, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+        """The events at ``positions``, in that order, as an Arrow table (of ``columns``
+        only, if given: the others are never copied)."""
+        schema = (
+            EVENT_SCHEMA if columns is None else pa.schema([EVENT_SCHEMA.field(c) for c in columns])
+        )
         if not len(positions):
-            return EVENT_SCHEMA.empty_table()
-        pieces = self.pieces
+            return schema.empty_table()
+        pieces = self.pieces if columns is None else [p.select(columns) for p in self.pieces]
         parts = [
             pieces[k].slice(first, n) if rows is None else pieces[k].take(rows)
             for k, first, n, rows in self._spans(positions)
         ]
-        return pa.Table.from_batches(parts, EVENT_SCHEMA)
+        return pa.Table.from_batches(parts, schema)
 
     def payload_array(self, positions: np.ndarray) -> memoryview:
         """The payloads at ``positions`` as the UTF-8 text of one JSON array (uint8).

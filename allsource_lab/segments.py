@@ -7,7 +7,6 @@ fetch an entity touch one row group; the sequence range is recorded in the manif
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 
 from allsource_lab.errors import CorruptionError
 from allsource_lab.events import EVENT_SCHEMA
-from allsource_lab.manifest import SegmentInfo, fsync_folder
+from allsource_lab.manifest import SegmentInfo, replace_file
 
 __all__ = [
     "SORT_KEYS",
@@ -67,18 +66,7 @@ def write_segment(folder: Path, table: pa.Table, data: pa.Buffer) -> SegmentInfo
     first = int(pa.compute.min(seq).as_py())
     last = int(pa.compute.max(seq).as_py())
     name = segment_name(first, last)
-    temp = folder / (name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, folder / name)
-    fsync_folder(folder)
+    replace_file(folder / name, data)
     return SegmentInfo(
         file=name,
         rows=table.num_rows,

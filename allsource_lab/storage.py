@@ -7,6 +7,7 @@ tests run on each. The folder keeps the layout of DESIGN.md §4.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import uuid
 import warnings
@@ -20,7 +21,7 @@ import pyarrow as pa
 from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
 from allsource_lab.kernels import frames
 from allsource_lab.lock import StoreLock
-from allsource_lab.manifest import Manifest, fsync_folder
+from allsource_lab.manifest import Manifest, fsync_folder, replace_file
 from allsource_lab.records import (
     KIND_BATCH,
     KIND_SINGLE,
@@ -104,6 +105,18 @@ class Storage:
     def write_registry(self, bodies: list[bytes]) -> None:
         """Add schema registry records durably (fsynced before returning)."""
 
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        """Named state records of one kind (``"projections"``, ``"subscriptions"``).
+
+        Returns ``{name: body}`` and problems met reading them (a damaged file is
+        reported and left out, never fatal: the caller rebuilds what it held).
+        """
+        raise NotImplementedError
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        """Replace (or with ``None`` remove) one named state record, atomically and durably."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -114,9 +127,20 @@ class MemoryStorage(Storage):
     def __init__(self, settings: Settings) -> None:
         self.manifest = Manifest(store_id=str(uuid.uuid4()), partitions=settings.partitions)
         self.segments: list[pa.Table] = []
+        self._states: dict[str, dict[str, bytes]] = {}
 
     def load(self) -> Loaded:
         return Loaded(self.manifest, list(self.segments), [])
+
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        return dict(self._states.get(kind, {})), []
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        states = self._states.setdefault(kind, {})
+        if body is None:
+            states.pop(name, None)
+        else:
+            states[name] = bytes(body)
 
     def write_log(self, *pieces: Any) -> None:
         pass
@@ -411,6 +435,57 @@ class FolderStorage(Storage):
             raise StorageError("the store was opened with read_only=True; open it for writing")
         self._append_log(self.registry_log, bodies)
 
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        """``<store>/<kind>/*.state``: one framed record each, ``name`` then body."""
+        folder = self.path / kind  # type: ignore[operator]
+        states: dict[str, bytes] = {}
+        problems: list[str] = []
+        try:
+            files = sorted(folder.glob("*.state"))
+        except OSError as exc:
+            return {}, [f"{folder}: cannot be listed ({exc})"]
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc}); it is ignored")
+                continue
+            bodies, damaged, end = read_records(data)
+            if damaged or len(bodies) != 1 or end != len(data):
+                why = damaged[0][1] if damaged else "not one whole record"
+                problems.append(f"{path}: {why}; it is ignored")
+                continue
+            body = bodies[0]
+            size = int.from_bytes(body[:4], "little")
+            try:
+                name = body[4 : 4 + size].decode()
+            except UnicodeDecodeError:
+                problems.append(f"{path}: its name is not UTF-8; it is ignored")
+                continue
+            if path.name != _state_file(name):
+                problems.append(f"{path}: holds {name!r}, which belongs elsewhere; ignored")
+                continue
+            states[name] = body[4 + size :]
+        return states, problems
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        if self.read_only:
+            raise StorageError("the store was opened with read_only=True; open it for writing")
+        folder = self.path / kind  # type: ignore[operator]
+        final = folder / _state_file(name)
+        if body is None:
+            with contextlib.suppress(FileNotFoundError):
+                final.unlink()
+                fsync_folder(folder)
+            return
+        new = not folder.exists()
+        folder.mkdir(exist_ok=True)
+        encoded = name.encode()
+        record = frame_record(len(encoded).to_bytes(4, "little") + encoded + body)
+        replace_file(final, record)
+        if new:
+            fsync_folder(self.path)  # type: ignore[arg-type]
+
     def _load_log(self, path: Path) -> tuple[list[bytes], list[str]]:
         try:
             data = path.read_bytes()
@@ -461,6 +536,11 @@ class FolderStorage(Storage):
                 self.wal.close()
         finally:
             self.lock.release()
+
+
+def _state_file(name: str) -> str:
+    """A state record's file name: any name maps to a safe, fixed-length one."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32] + ".state"
 
 
 def _check_wal_file(path: Path) -> list[str]:

@@ -9,10 +9,10 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import crc32c as _crc32c
 import numpy as np
@@ -38,6 +38,8 @@ from allsource_lab.kernels import timetravel
 from allsource_lab.kernels import versions as version_kernels
 from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
+from allsource_lab.projections.base import EventBatch, Projection
+from allsource_lab.projections.runner import Projections
 from allsource_lab.reads import Reader, one_batch
 from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
 from allsource_lab.settings import Settings
@@ -56,7 +58,12 @@ from allsource_lab.wal import FRAME
 
 __all__ = ["BatchResult", "EventStore"]
 
+if TYPE_CHECKING:
+    from allsource_lab.replay import ReplayJob
+    from allsource_lab.subscriptions import Subscription
+
 _EMPTY_OBJECT = b"{}"
+_NO_POSITIONS = np.empty(0, np.int64)
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _dumps = orjson.dumps
 _crc = _crc32c.crc32c
@@ -137,6 +144,7 @@ class EventStore:
                 target=self._flush_loop, name="allsource-wal-flusher", daemon=True
             )
             self._flusher.start()
+        self.projections = Projections(self)
         self._closed = False
         self._refuse = read_only
         _open_stores.add(self)
@@ -169,6 +177,12 @@ class EventStore:
         self._sql: Any = None  # DuckDB connection, made on first use
         self._sql_key: tuple[int, int] = (-1, -1)
         self._snapshots = Snapshots()
+        # Called with the last stored sequence after every append/append_batch, outside
+        # the store's locks (live projections, subscriptions).
+        self._listeners: list[Callable[[int], None]] = []
+        self._replays: list[ReplayJob] = []
+        # Open subscriptions by name (allsource_lab.subscriptions manages them).
+        self._subscriptions: dict[str, Subscription] = {}
         self._rebuild(loaded.segments, loaded.manifest.sealed_through)
         self._load_snapshots()
         self._open_registry(settings)
@@ -416,6 +430,8 @@ class EventStore:
         if full:
             self.checkpoint()
         schema_version = None if sv < 0 else sv
+        if self._listeners:
+            self._notify(seq)
         return Event(
             seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, schema_version
         )
@@ -588,6 +604,8 @@ class EventStore:
                     self._fail(exc)
         if full:
             self.checkpoint()
+        if self._listeners:
+            self._notify(first + n - 1)
         return BatchResult(first, first + n - 1, n, duplicates, n_rejected, rejected)
 
     def _validate_batch(
@@ -813,6 +831,12 @@ class EventStore:
         >>> store.checkpoint()["events"]
         1
         """
+        sealed = self._seal()
+        if self.projections:
+            self.projections.save()
+        return sealed
+
+    def _seal(self) -> dict[str, Any] | None:
         with self._io_lock, self._lock:
             if self._refuse:
                 self._refuse_write()
@@ -861,6 +885,7 @@ class EventStore:
         """Checkpoint, stop the flusher, release the lock. Safe to call twice."""
         if self._closed:
             return
+        self._stop_followers()
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
@@ -869,6 +894,8 @@ class EventStore:
                 self.checkpoint()
                 self._write_wal(sync=True)
                 self._save_snapshots()
+                if self.projections:
+                    self.projections.save()
         finally:
             with self._lock:
                 self._closed = True
@@ -876,6 +903,83 @@ class EventStore:
                 self._close_sql()
             self._storage.close()
             _open_stores.discard(self)
+
+    # -- projections, replays, subscriptions --------------------------------------------
+
+    def _stop_followers(self) -> None:
+        """Before closing: cancel running replays, close subscriptions."""
+        for job in self.replays():
+            job.cancel()
+        for job in self.replays():
+            job.wait()
+        if self._subscriptions:
+            from allsource_lab.subscriptions import close_all
+
+            close_all(self)
+
+    def replay(
+        self,
+        projection: Projection,
+        since: Any = None,
+        until: Any = None,
+        event_types: Any = None,
+        batch_size: int = 10_000,
+        background: bool = True,
+    ) -> ReplayJob:
+        """Rebuild ``projection`` from history; returns a :class:`ReplayJob` to watch.
+
+        See :func:`allsource_lab.replay.start_replay` for the arguments and what a
+        cancelled or failed replay leaves behind.
+        """
+        from allsource_lab.replay import start_replay
+
+        return start_replay(self, projection, since, until, event_types, batch_size, background)
+
+    def replays(self) -> list[ReplayJob]:
+        """Replay jobs started on this store, oldest first (finished ones until removed)."""
+        with self._lock:
+            return list(self._replays)
+
+    def remove_replay(self, job: ReplayJob) -> None:
+        """Forget a finished replay job.
+
+        Raises:
+            ValueError: the job is still pending or running (cancel it first).
+        """
+        if job.status in ("pending", "running"):
+            raise ValueError(f"replay {job.id} is {job.status}; cancel() and wait() it first")
+        with self._lock:
+            if job in self._replays:
+                self._replays.remove(job)
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Callable[[Event], Any],
+        start: str | int = "beginning",
+        event_types: Any = None,
+        batch_size: int = 1000,
+        delivery: str = "background",
+        max_retries: int = 3,
+        backoff: float = 0.05,
+    ) -> Subscription:
+        """Deliver events to ``handler`` in sequence order, at least once, durably.
+
+        See :class:`allsource_lab.subscriptions.Subscription`.
+        """
+        from allsource_lab.subscriptions import Subscription
+
+        return Subscription.start(
+            self,
+            name,
+            handler,
+            start=start,
+            event_types=event_types,
+            batch_size=batch_size,
+            delivery=delivery,
+            max_retries=max_retries,
+            backoff=backoff,
+        )
 
     def __enter__(self) -> EventStore:
         return self
@@ -964,6 +1068,100 @@ class EventStore:
         kind = EVENT_SCHEMA.field("payload").type
         column = pa.ExtensionArray.from_storage(kind, pa.array(texts, pa.string()))
         return table.set_column(EVENT_SCHEMA.get_field_index("payload"), "payload", column)
+
+    # -- feeding projections, replays and subscriptions ---------------------------------
+
+    def _notify(self, last: int) -> None:
+        """Tell live followers that events through sequence ``last`` are stored."""
+        for listener in list(self._listeners):
+            listener(last)
+
+    def _head(self) -> int:
+        """The last sequence stored (0 when empty)."""
+        with self._lock:
+            return self._next_seq - 1
+
+    def _event_batch(
+        self,
+        after: int,
+        limit: int | None = None,
+        *,
+        through: int | None = None,
+        event_types: tuple[str, ...] | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> EventBatch:
+        """The events with sequence above ``after`` (and at most ``through``), in sequence
+        order, of ``event_types`` if given, with event time in ``[since, until)`` if
+        given; the first ``limit`` of them."""
+        with self._lock:
+            index = self._reader.index
+            lo, hi, found = self._range(after, through, event_types)
+            if found is None:
+                positions = np.arange(lo, hi, dtype=np.int64)
+            else:
+                positions = np.sort(np.concatenate(found)) if found else _NO_POSITIONS
+            if since is not None or until is not None:
+                ts = index.ts.view[positions]
+                keep = np.ones(len(positions), np.bool_)
+                if since is not None:
+                    keep &= ts >= since
+                if until is not None:
+                    keep &= ts < until
+                positions = positions[keep]
+            if limit is not None:
+                positions = positions[:limit]
+            sequences = index.seq.view[positions]
+        return EventBatch(self, positions, sequences)
+
+    def _count_between(
+        self, after: int, through: int | None = None, event_types: tuple[str, ...] | None = None
+    ) -> int:
+        """How many events ``_event_batch`` would find (without time filters)."""
+        with self._lock:
+            lo, hi, found = self._range(after, through, event_types)
+            return hi - lo if found is None else sum(len(f) for f in found)
+
+    def _range(
+        self, after: int, through: int | None, event_types: tuple[str, ...] | None
+    ) -> tuple[int, int, list[np.ndarray] | None]:
+        """Positions ``[lo, hi)`` of sequences in ``(after, through]``, and within them each
+        asked type's positions (None: no type filter). Under the lock."""
+        reader = self._reader
+        reader.sync(self._tail)
+        index = reader.index
+        lo = index.after_cut(after)
+        hi = max(lo, index.n if through is None else index.after_cut(through))
+        if event_types is None:
+            return lo, hi, None
+        found = []
+        for name in event_types:
+            no = reader.type_number(name)
+            if no >= 0:
+                posting = index.types.positions(no)
+                a, b = np.searchsorted(posting, (lo, hi))
+                found.append(posting[a:b])
+        return lo, hi, found
+
+    def _column(self, positions: np.ndarray, name: str) -> pa.ChunkedArray:
+        with self._lock:
+            return self._reader.table(positions, [name]).column(0)
+
+    def _payload_list(self, positions: np.ndarray) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._payloads(positions)
+
+    def _position_codes(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Type and entity numbers of the events at ``positions``."""
+        with self._lock:
+            index = self._reader.index
+            return index.typ.view[positions], index.ent.view[positions]
+
+    def _code_names(self, kind: str, codes: np.ndarray) -> list[str]:
+        """The names of type (``kind="type"``) or entity numbers."""
+        with self._lock:
+            keys = self._reader.type_keys if kind == "type" else self._keys
+            return [keys.key(int(c)).decode("utf-8", "surrogatepass") for c in codes.tolist()]
 
     def _payloads(self, positions: np.ndarray) -> list[dict[str, Any]]:
         """The payloads at ``positions``, decoded (and upcast when upcasters exist)."""
