@@ -86,6 +86,21 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "append_batch_schema": ("append_batch with a registered 8-property schema", "events/s"),
     "append_batch_no_schema": ("append_batch of the same events, no schema", "events/s"),
     "jsonschema_validate": ("peer: jsonschema validates the same payloads alone", "events/s"),
+    # Projections (bench_projections.py): replays over the read store, live on the table.
+    "replay_counter": ("replay of the read store into EventCounter (batch path)", "s"),
+    "replay_snapshots": ("replay of the read store into EntitySnapshots (batch path)", "s"),
+    "replay_counter_rate": ("replay into EventCounter, as a rate", "events/s"),
+    "replay_snapshots_rate": ("replay into EntitySnapshots, as a rate", "events/s"),
+    "replay_counter_one_by_one": ("replay into EventCounter, one event at a time", "events/s"),
+    "replay_snapshots_one_by_one": (
+        "replay into EntitySnapshots, one event at a time",
+        "events/s",
+    ),
+    "append_batch_projections": (
+        "append_batch of the table, fsync=always, 2 live projections",
+        "events/s",
+    ),
+    "append_batch_no_projections": ("append_batch of the table, as above, none", "events/s"),
 }
 # DESIGN.md §6, by figure key: our target, and the reference's published figure.
 TARGETS: dict[str, tuple[float, str]] = {
@@ -101,6 +116,8 @@ TARGETS: dict[str, tuple[float, str]] = {
     "state": (3.5, "3.5 us"),
     "state_as_of": (60, ""),
     "append_batch_schema": (1_000_000, ""),
+    "replay_counter": (0.5, ""),
+    "replay_snapshots": (3.0, ""),
 }
 
 
@@ -563,18 +580,20 @@ BENCHES = (
     "peers",
     "reads",
     "schemas",
+    "projections",
 )
 
 
 def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     """Run the chosen benchmarks in a scratch folder, printing each row as it is measured."""
+    from allsource_lab.bench_projections import bench_projections
     from allsource_lab.bench_reads import bench_reads  # they import this module
     from allsource_lab.bench_schemas import bench_schemas
 
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         # Built once, outside every timing; only "single" and "import" do without it.
-        own_data = {"single", "import", "reads", "schemas"}
+        own_data = {"single", "import", "reads", "schemas", "projections"}
         table = arrow_events(sizes.batch if only - own_data else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
@@ -586,6 +605,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "peers": lambda: bench_peers(sizes, folder, table),
             "reads": lambda: bench_reads(sizes, folder),
             "schemas": lambda: bench_schemas(sizes, folder),
+            "projections": lambda: bench_projections(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:

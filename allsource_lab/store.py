@@ -1161,7 +1161,14 @@ class EventStore:
         """The names of type (``kind="type"``) or entity numbers."""
         with self._lock:
             keys = self._reader.type_keys if kind == "type" else self._keys
-            return [keys.key(int(c)).decode("utf-8", "surrogatepass") for c in codes.tolist()]
+            data, offsets = keys.key_buffers()
+        # One bulk take over a zero-copy Arrow view of every key (keys are valid UTF-8:
+        # ids with lone surrogates are refused at append).
+        view = pa.LargeStringArray.from_buffers(
+            len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+        )
+        names: list[str] = view.take(pa.array(codes, pa.int64())).to_pylist()
+        return names
 
     def _payloads(self, positions: np.ndarray) -> list[dict[str, Any]]:
         """The payloads at ``positions``, decoded (and upcast when upcasters exist)."""

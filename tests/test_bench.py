@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from allsource_lab.bench_projections import PROJECTION_FIGURES
+
 READ_FIGURES = {
     "read_entity",
     "read_entity_positions",
@@ -42,6 +44,7 @@ OPERATIONS = {
     "append_batch_schema",
     "append_batch_no_schema",
     "jsonschema_validate",
+    *PROJECTION_FIGURES,
 }
 
 
