@@ -1524,6 +1524,47 @@ class EventStore:
         con = self.sql_connection()
         return con.sql(query, params=params)
 
+    def window(
+        self,
+        event_type: str | list[str] | None = None,
+        every: Any = "1h",
+        kind: str = "tumbling",
+        hop: Any = None,
+        gap: Any = None,
+        by: str | list[str] | None = None,
+        agg: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        as_of: Any = None,
+        known_at: Any = None,
+        fill: bool = False,
+    ) -> Any:
+        """Window analytics over every event: a DataFrame with one row per window (and
+        key), ``window_start``, ``window_end``, the ``by`` keys and the aggregates.
+
+        ``kind``: ``"tumbling"`` (``every``), ``"hopping"`` (``every`` long, one every
+        ``hop``) or ``"session"`` (a new window after a silence longer than ``gap``, per
+        ``by`` key). ``agg`` maps fields to aggregates (default ``{"*": "count"}``);
+        ``fill=True`` adds empty windows in range with zero counts. Computed by DuckDB
+        over the ``events`` view; see :mod:`allsource_lab.windows` for the exact rules.
+
+        Raises:
+            ValueError: a bad kind, duration, key or aggregate, naming the accepted forms.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> for minute in (0, 1, 1, 5):
+        ...     _ = store.append("click", "u1", {}, timestamp=f"2026-01-01T00:0{minute}:10Z")
+        >>> frame = store.window("click", every="2m")
+        >>> [(str(w.window_start), w.count) for w in frame.itertuples()]
+        [('2026-01-01 00:00:00+00:00', 3), ('2026-01-01 00:04:00+00:00', 1)]
+        """
+        from allsource_lab.windows import window
+
+        return window(
+            self, event_type, every, kind, hop, gap, by, agg, since, until, as_of, known_at, fill
+        )
+
     def sql_connection(self) -> Any:
         """The store's DuckDB connection, with ``events`` brought up to date."""
         import duckdb
