@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab import inputs, retries
+from allsource_lab.analytics import Analytics
 from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
 from allsource_lab.errors import (
     ConcurrencyError,
@@ -145,6 +146,7 @@ class EventStore:
             )
             self._flusher.start()
         self.projections = Projections(self)
+        self.analytics = Analytics(self)
         self._closed = False
         self._refuse = read_only
         _open_stores.add(self)
