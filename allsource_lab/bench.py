@@ -101,6 +101,12 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "events/s",
     ),
     "append_batch_no_projections": ("append_batch of the table, as above, none", "events/s"),
+    # Windows (bench_windows.py), on the read store; the peer is pandas on a DataFrame.
+    "window_tumbling_count": ("window: tumbling 1-minute count over every event", "ms"),
+    "window_hopping_keyed": ("window: hopping 5m/1m by type, sum+avg of payload.amount", "ms"),
+    "window_session_entity": ("window: sessions per entity (gap 30 s)", "ms"),
+    "pandas_resample_count": ("peer: pandas resample('1min').size() of the same events", "ms"),
+    "pandas_groupby_keyed": ("peer: pandas groupby(5-minute Grouper, type) sum+mean", "ms"),
 }
 # DESIGN.md §6, by figure key: our target, and the reference's published figure.
 TARGETS: dict[str, tuple[float, str]] = {
@@ -118,6 +124,7 @@ TARGETS: dict[str, tuple[float, str]] = {
     "append_batch_schema": (1_000_000, ""),
     "replay_counter": (0.5, ""),
     "replay_snapshots": (3.0, ""),
+    "window_tumbling_count": (25, ""),
 }
 
 
@@ -581,6 +588,7 @@ BENCHES = (
     "reads",
     "schemas",
     "projections",
+    "windows",
 )
 
 
@@ -589,11 +597,12 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     from allsource_lab.bench_projections import bench_projections
     from allsource_lab.bench_reads import bench_reads  # they import this module
     from allsource_lab.bench_schemas import bench_schemas
+    from allsource_lab.bench_windows import bench_windows
 
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         # Built once, outside every timing; only "single" and "import" do without it.
-        own_data = {"single", "import", "reads", "schemas", "projections"}
+        own_data = {"single", "import", "reads", "schemas", "projections", "windows"}
         table = arrow_events(sizes.batch if only - own_data else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
@@ -606,6 +615,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "reads": lambda: bench_reads(sizes, folder),
             "schemas": lambda: bench_schemas(sizes, folder),
             "projections": lambda: bench_projections(sizes, folder),
+            "windows": lambda: bench_windows(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:

@@ -78,7 +78,11 @@ def parse_duration(value: Any, name: str = "every") -> int:
 @dataclass(frozen=True, slots=True)
 class _Agg:
     column: str  # output column name
-    sql: str
+    fn: str  # the aggregate, with {x} where its input goes
+    expr: str = "NULL"  # the input, computed once per event (before hopping copies rows)
+
+    def sql(self, i: int) -> str:
+        return self.fn.format(x=f"v{i}")
 
 
 def key_sql(key: str) -> str:
@@ -124,17 +128,17 @@ def _aggregate(field: str, name: Any) -> _Agg:
     expr = key_sql(field)
     label = f"{field}_{name}"
     if name == "count":
-        return _Agg(label, f"count({expr})")
+        return _Agg(label, "count({x})", expr)
     if name == "count_distinct":
-        return _Agg(label, f"count(DISTINCT {expr})")
+        return _Agg(label, "count(DISTINCT {x})", expr)
     number = expr if field in _KEY_COLUMNS else f"TRY_CAST({expr} AS DOUBLE)"
     if name in _SQL_AGG:
         if field in _KEY_COLUMNS and name not in ("min", "max"):
             raise ValueError(f"{name} of {field} makes no sense; use count or count_distinct")
-        return _Agg(label, _SQL_AGG[name].format(x=number))
+        return _Agg(label, _SQL_AGG[name], number)
     m = _PERCENTILE.fullmatch(name)
     if m is not None and 0 <= float(m.group(1)) <= 100 and field not in _KEY_COLUMNS:
-        return _Agg(label, f"quantile_cont({number}, {float(m.group(1)) / 100!r})")
+        return _Agg(label, f"quantile_cont({{x}}, {float(m.group(1)) / 100!r})", number)
     raise ValueError(f"unknown aggregate {name!r} for {field}; use one of {accepted}")
 
 
@@ -226,6 +230,12 @@ def _filters(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _inputs(key_cols: list[str], aggs: list[_Agg]) -> str:
+    """The per-event columns the window queries need: keys and aggregate inputs."""
+    values = [f"{a.expr} AS v{i}" for i, a in enumerate(aggs)]
+    return ", ".join(["sequence", *key_cols, *values])
+
+
 def _floor(expr: str, step: int) -> str:
     """SQL for floor(expr / step) on integers (DuckDB's ``//`` truncates toward zero)."""
     return f"({expr} // {step} - CASE WHEN {expr} % {step} < 0 THEN 1 ELSE 0 END)"
@@ -234,8 +244,8 @@ def _floor(expr: str, step: int) -> str:
 def _bucket_sql(
     size: int, step: int, key_cols: list[str], key_refs: list[str], aggs: list[_Agg], where: str
 ) -> str:
-    cols = ", ".join(["*", *key_cols])
-    select_aggs = ", ".join(f"{a.sql} AS a{i}" for i, a in enumerate(aggs))
+    cols = _inputs(key_cols, aggs)
+    select_aggs = ", ".join(f"{a.sql(i)} AS a{i}" for i, a in enumerate(aggs))
     group = ", ".join(["ws", *key_refs])
     if step == size:  # tumbling: one window per event
         bucket = f"{_floor('t', step)} * {step} AS ws"
@@ -256,7 +266,7 @@ def _bucket_sql(
 def _session_sql(
     gap: int, key_cols: list[str], key_refs: list[str], aggs: list[_Agg], where: str
 ) -> str:
-    cols = ", ".join(["*", *key_cols])
+    cols = _inputs(key_cols, aggs)
     part = f"PARTITION BY {', '.join(key_refs)} " if key_refs else ""
     order = f"({part}ORDER BY t, sequence)"
     flagged = (
@@ -264,7 +274,7 @@ def _session_sql(
         f"FROM (SELECT {cols}, epoch_us(timestamp) AS t FROM events{where})"
     )
     numbered = f"SELECT *, sum(brk) OVER {order} AS sid FROM ({flagged})"
-    select_aggs = ", ".join(f"{a.sql} AS a{i}" for i, a in enumerate(aggs))
+    select_aggs = ", ".join(f"{a.sql(i)} AS a{i}" for i, a in enumerate(aggs))
     group = ", ".join(["sid", *key_refs])
     return (
         f"SELECT min(t) AS ws, max(t) + {gap} AS we, {', '.join([*key_refs, ''])}{select_aggs} "
@@ -299,7 +309,7 @@ def _fill(
         grid = starts
     full = grid.merge(frame, on=["ws", *key_refs], how="left")
     for i, a in enumerate(aggs):
-        if a.sql.startswith("count("):
+        if a.fn.startswith("count("):
             full[f"a{i}"] = full[f"a{i}"].fillna(0).astype("int64")
     return full
 

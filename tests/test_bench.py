@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from allsource_lab.bench_projections import PROJECTION_FIGURES
+from allsource_lab.bench_windows import WINDOW_FIGURES
 
 READ_FIGURES = {
     "read_entity",
@@ -45,6 +46,7 @@ OPERATIONS = {
     "append_batch_no_schema",
     "jsonschema_validate",
     *PROJECTION_FIGURES,
+    *WINDOW_FIGURES,
 }
 
 
