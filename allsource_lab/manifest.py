@@ -99,18 +99,29 @@ def replace_file(final: Path, data: Any, temp: Path | None = None) -> None:
     a crash leaves the old file or the new one, never a half file under ``final``.
     """
     temp = final.with_name(final.name + ".tmp") if temp is None else temp
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = write_whole(temp, data)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)
     # rename is atomic; the folder fsync makes the new name itself durable.
     os.replace(temp, final)
     fsync_folder(final.parent)
+
+
+def write_whole(path: Path, data: Any) -> int:
+    """Create (or truncate) ``path``, write all of ``data``; returns the open fd (not
+    fsynced: the caller fsyncs and closes it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def fsync_folder(folder: Path) -> None:

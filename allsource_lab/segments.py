@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 
 from allsource_lab.errors import CorruptionError
 from allsource_lab.events import EVENT_SCHEMA
-from allsource_lab.manifest import SegmentInfo, replace_file
+from allsource_lab.manifest import SegmentInfo
 
 __all__ = [
     "SORT_KEYS",
     "encode_segment",
     "read_segment",
+    "segment_info",
     "sort_for_segment",
-    "write_segment",
 ]
 
 SORT_KEYS = [("partition", "ascending"), ("entity_id", "ascending"), ("sequence", "ascending")]
@@ -56,19 +56,13 @@ def segment_name(first: int, last: int) -> str:
     return f"seg-{first:020d}-{last:020d}.parquet"
 
 
-def write_segment(folder: Path, table: pa.Table, data: pa.Buffer) -> SegmentInfo:
-    """Write encoded segment bytes durably under their final name; return their record.
-
-    Written to a temp name, fsynced, renamed, and the folder fsynced: a crash leaves no
-    half file under a name the manifest could ever point to.
-    """
+def segment_info(table: pa.Table, data: pa.Buffer) -> SegmentInfo:
+    """The manifest's record of a segment of ``table`` encoded as ``data``."""
     seq = table.column("sequence")
     first = int(pa.compute.min(seq).as_py())
     last = int(pa.compute.max(seq).as_py())
-    name = segment_name(first, last)
-    replace_file(folder / name, data)
     return SegmentInfo(
-        file=name,
+        file=segment_name(first, last),
         rows=table.num_rows,
         first_sequence=first,
         last_sequence=last,

@@ -11,6 +11,8 @@ import hashlib
 import os
 import uuid
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import pyarrow as pa
 from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
 from allsource_lab.kernels import frames
 from allsource_lab.lock import StoreLock
-from allsource_lab.manifest import Manifest, fsync_folder, replace_file
+from allsource_lab.manifest import Manifest, fsync_folder, replace_file, write_whole
 from allsource_lab.records import (
     KIND_BATCH,
     KIND_SINGLE,
@@ -33,8 +35,8 @@ from allsource_lab.segments import (
     check_segment_bytes,
     encode_segment,
     read_segment,
+    segment_info,
     sort_for_segment,
-    write_segment,
 )
 from allsource_lab.settings import Settings
 from allsource_lab.state import frame_record, read_records
@@ -370,14 +372,41 @@ class FolderStorage(Storage):
             row_group_rows=settings.segment_row_group_rows,
             zstd_level=settings.segment_zstd_level,
         )
-        info = write_segment(self.segment_dir, ordered, data)
+        info = segment_info(ordered, data)
         manifest = replace(
             self.manifest, segments=[*self.manifest.segments, info], sealed_through=through
         )
-        manifest.write(self.path)  # type: ignore[arg-type]
+        self._commit(info.file, data, manifest)
         self.manifest = manifest
         self.wal.remove_before_current()
         return ordered, order
+
+    def _commit(self, name: str, data: pa.Buffer, manifest: Manifest) -> None:
+        """Make the segment durable, then the manifest that names it.
+
+        The segment goes straight under its final name (until the manifest names it, a
+        half-written one is an orphan that open removes). Its data, its folder entry and
+        the new manifest's temp file are fsynced at once, on three threads (fsync drops
+        the GIL), and only then is the manifest renamed into place and the store folder
+        fsynced: the manifest can never name a segment that is not wholly on disk.
+        """
+        root: Path = self.path  # type: ignore[assignment]
+        temp = root / "manifest.json.tmp"
+        segment_fd = write_whole(self.segment_dir / name, data)
+        try:
+            manifest_fd = write_whole(temp, manifest.to_bytes())
+            try:
+                _fsync_together(
+                    lambda: os.fsync(segment_fd),
+                    lambda: fsync_folder(self.segment_dir),
+                    lambda: os.fsync(manifest_fd),
+                )
+            finally:
+                os.close(manifest_fd)
+        finally:
+            os.close(segment_fd)
+        os.replace(temp, root / "manifest.json")
+        fsync_folder(root)
 
     # -- checking ----------------------------------------------------------------------
 
@@ -536,6 +565,32 @@ class FolderStorage(Storage):
                 self.wal.close()
         finally:
             self.lock.release()
+
+
+_fsync_pool: ThreadPoolExecutor | None = None
+
+
+def _fsync_together(*calls: Callable[[], None]) -> None:
+    """Run independent fsyncs at once: the first on this thread, the rest on a pool.
+
+    Every call has finished (or raised) when this returns; the first error is raised.
+    """
+    global _fsync_pool
+    if _fsync_pool is None:
+        _fsync_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="allsource-fsync")
+    others = [_fsync_pool.submit(call) for call in calls[1:]]
+    error: BaseException | None = None
+    try:
+        calls[0]()
+    except BaseException as exc:
+        error = exc
+    for other in others:
+        try:
+            other.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _state_file(name: str) -> str:
