@@ -37,6 +37,7 @@ from allsource_lab.projections import (
 from allsource_lab.replay import ReplayJob, ReplayProgress
 from allsource_lab.settings import Settings
 from allsource_lab.store import BatchResult, EventStore
+from allsource_lab.subscriptions import Subscription
 
 if TYPE_CHECKING:
     from allsource_lab.projections.sql import SqlProjection
@@ -66,6 +67,7 @@ __all__ = [
     "SqlProjection",
     "StorageError",
     "StoreLocked",
+    "Subscription",
     "open",
 ]
 

@@ -491,7 +491,7 @@ class FolderStorage(Storage):
             except UnicodeDecodeError:
                 problems.append(f"{path}: its name is not UTF-8; it is ignored")
                 continue
-            if path.name != _state_file(name):
+            if path.name != state_file_name(name):
                 problems.append(f"{path}: holds {name!r}, which belongs elsewhere; ignored")
                 continue
             states[name] = body[4 + size :]
@@ -501,7 +501,7 @@ class FolderStorage(Storage):
         if self.read_only:
             raise StorageError("the store was opened with read_only=True; open it for writing")
         folder = self.path / kind  # type: ignore[operator]
-        final = folder / _state_file(name)
+        final = folder / state_file_name(name)
         if body is None:
             with contextlib.suppress(FileNotFoundError):
                 final.unlink()
@@ -593,7 +593,7 @@ def _fsync_together(*calls: Callable[[], None]) -> None:
         raise error
 
 
-def _state_file(name: str) -> str:
+def state_file_name(name: str) -> str:
     """A state record's file name: any name maps to a safe, fixed-length one."""
     return hashlib.sha256(name.encode()).hexdigest()[:32] + ".state"
 

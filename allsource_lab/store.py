@@ -822,7 +822,7 @@ class EventStore:
         """
         if self._closed or self.read_only or not self._storage.durable:
             return
-        self._write_wal(sync=True)
+        self._write_wal(sync=True, target=self._appended)  # nothing new: no fsync
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Seal the tail into a Parquet segment; returns what was sealed (or None if empty).
