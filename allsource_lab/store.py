@@ -39,7 +39,7 @@ from allsource_lab.kernels import timetravel
 from allsource_lab.kernels import versions as version_kernels
 from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
-from allsource_lab.projections.base import EventBatch, Projection
+from allsource_lab.projections.base import EventBatch, EventList, Projection
 from allsource_lab.projections.runner import Projections
 from allsource_lab.reads import Reader, one_batch
 from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
@@ -182,6 +182,7 @@ class EventStore:
         # Called with the last stored sequence after every append/append_batch, outside
         # the store's locks (live projections, subscriptions).
         self._listeners: list[Callable[[int], None]] = []
+        self._recent: Event | None = None  # the last single append, while followed
         self._replays: list[ReplayJob] = []
         # Open subscriptions by name (allsource_lab.subscriptions manages them).
         self._subscriptions: dict[str, Subscription] = {}
@@ -431,12 +432,13 @@ class EventStore:
             self._write_wal(sync=False)
         if full:
             self.checkpoint()
-        schema_version = None if sv < 0 else sv
-        if self._listeners:
-            self._notify(seq)
-        return Event(
-            seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, schema_version
+        event = Event(
+            seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, None if sv < 0 else sv
         )
+        if self._listeners:
+            self._recent = event
+            self._notify(seq)
+        return event
 
     def _validate_one(self, event_type: str, pb: bytes) -> int:
         """The schema version ``pb`` is valid under (-1: no schema); SchemaViolation if not."""
@@ -1097,6 +1099,21 @@ class EventStore:
         order, of ``event_types`` if given, with event time in ``[since, until)`` if
         given; the first ``limit`` of them."""
         with self._lock:
+            recent = self._recent
+            if (
+                recent is not None
+                and after == recent.sequence - 1 == self._next_seq - 2
+                and (through is None or through >= recent.sequence)
+                and since is None
+                and until is None
+                and not self._upcasting
+            ):
+                # The event a single append just stored, and nothing after it: fed as it
+                # is, without bringing the read side up to date for one event.
+                wanted = (event_types is None or recent.event_type in event_types) and (
+                    limit is None or limit > 0
+                )
+                return EventList(self, [recent] if wanted else [])
             index = self._reader.index
             lo, hi, found = self._range(after, through, event_types)
             if found is None:
@@ -1144,6 +1161,12 @@ class EventStore:
                 a, b = np.searchsorted(posting, (lo, hi))
                 found.append(posting[a:b])
         return lo, hi, found
+
+    def _positions_of(self, sequences: np.ndarray) -> np.ndarray:
+        """The positions holding ``sequences`` (all stored)."""
+        with self._lock:
+            self._reader.sync(self._tail)
+            return np.searchsorted(self._reader.index.seq.view, sequences).astype(np.int64)
 
     def _column(self, positions: np.ndarray, name: str) -> pa.ChunkedArray:
         with self._lock:

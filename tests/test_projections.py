@@ -322,3 +322,24 @@ def test_after_kill_9_projections_resume_exactly(tmp_path, delay):
     assert store.verify().ok
     assert not [p for p in store.recovery_problems if "projection" in p]  # restored, not rebuilt
     store.close()
+
+
+def test_a_single_append_feeds_followers_the_event_in_hand_with_the_same_answers(store):
+    history(store, 20, seed=15)
+    store.projections.add(asl.EventCounter())  # a follower: singles keep their event
+    event = store.append("a", "e1", {"k": 3, "nested": {"a": 1}})
+    fast = store._event_batch(event.sequence - 1)
+    assert type(fast) is asl.projections.base.EventList
+    store._recent = None  # the general path, for comparison
+    slow = store._event_batch(event.sequence - 1)
+    assert type(slow) is asl.EventBatch
+    assert fast.to_arrow().equals(slow.to_arrow())
+    for name in ("version", "entity_id", "timestamp", "payload"):
+        assert fast.column(name).to_pylist() == slow.column(name).to_pylist()
+    assert fast.payloads() == slow.payloads() and fast.count_by_type() == slow.count_by_type()
+    assert [e.sequence for e in fast] == [e.sequence for e in slow] == [event.sequence]
+    store._recent = event
+    assert len(store._event_batch(event.sequence - 1, event_types=("b",))) == 0
+    assert len(store._event_batch(event.sequence - 1, limit=0)) == 0
+    store.append_batch([{"event_type": "a", "entity_id": "x", "payload": {}}])
+    assert type(store._event_batch(event.sequence - 1)) is asl.EventBatch  # not in hand

@@ -14,6 +14,7 @@ Nothing stored is ever executed or unpickled: state is JSON only.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +27,9 @@ from allsource_lab.frame import events_from_table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BatchSource", "EventBatch", "Projection"]
+_NO_POSITIONS = np.empty(0, np.int64)
+
+__all__ = ["BatchSource", "EventBatch", "EventList", "Projection"]
 
 
 class BatchSource(Protocol):
@@ -41,6 +44,8 @@ class BatchSource(Protocol):
     def _position_codes(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def _code_names(self, kind: str, codes: np.ndarray) -> list[str]: ...
+
+    def _positions_of(self, sequences: np.ndarray) -> np.ndarray: ...
 
 
 class EventBatch:
@@ -135,12 +140,69 @@ class EventBatch:
     def __iter__(self) -> Iterator[Event]:
         return iter(events_from_table(self.to_arrow()))
 
+    def split(self) -> list[EventBatch]:
+        """One batch per event, in order."""
+        return [
+            EventBatch(self._source, self.positions[i : i + 1], self.sequences[i : i + 1])
+            for i in range(len(self))
+        ]
+
     def __repr__(self) -> str:
         if not len(self):
             return "EventBatch(empty)"
         return (
             f"EventBatch({len(self)} events, sequences {self.first_sequence}..{self.last_sequence})"
         )
+
+
+class EventList(EventBatch):
+    """A batch of events already in hand: what a single ``append`` just stored.
+
+    Feeding live followers from the event itself spares the read side's catch-up with
+    the tail (~100 us per append); columns that the events do not carry come from the
+    store as for any batch.
+    """
+
+    __slots__ = ("_events",)
+
+    def __init__(self, source: BatchSource, events: list[Event]) -> None:
+        sequences = np.array([e.sequence for e in events], np.int64)
+        super().__init__(source, _NO_POSITIONS, sequences)
+        self._events = events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            self.positions = self._source._positions_of(self.sequences)
+        return super().to_arrow()
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if name in ("sequence", "version", "entity_id", "event_type", "partition"):
+            return pa.chunked_array([pa.array([getattr(e, name) for e in self._events])])
+        return self.to_arrow().column(name)
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [e.payload for e in self._events]
+
+    def event_types(self) -> list[str]:
+        return [e.event_type for e in self._events]
+
+    def entity_ids(self) -> list[str]:
+        return [e.entity_id for e in self._events]
+
+    def count_by_type(self) -> dict[str, int]:
+        return dict(Counter(self.event_types()))
+
+    def count_by_entity(self) -> dict[str, int]:
+        return dict(Counter(self.entity_ids()))
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def split(self) -> list[EventBatch]:
+        return [EventList(self._source, [e]) for e in self._events]
 
 
 class Projection:

@@ -260,9 +260,8 @@ class Projections:
             if entry.status != "running":
                 return
             entry.position = max(entry.position, first - 1)
-            for one in _singles(
-                store._event_batch(first - 1, through=last, event_types=p.event_types)
-            ):
+            failing = store._event_batch(first - 1, through=last, event_types=p.event_types)
+            for one in failing.split():
                 try:
                     p.apply_batch(one)
                 except Exception as exc:
@@ -344,14 +343,6 @@ def _start_position(start: str | int, head: int) -> int:
     if isinstance(start, int) and not isinstance(start, bool) and start >= 1:
         return start - 1
     raise ValueError(f"start must be 'beginning', 'now' or a sequence (an int >= 1), not {start!r}")
-
-
-def _singles(batch: Any) -> Iterator[Any]:
-    """One-event batches of ``batch``, in order."""
-    from allsource_lab.projections.base import EventBatch
-
-    for i in range(len(batch)):
-        yield EventBatch(batch._source, batch.positions[i : i + 1], batch.sequences[i : i + 1])
 
 
 def snapshot_projection(projection: Projection) -> Any:
