@@ -28,6 +28,7 @@ from allsource_lab.errors import (
 from allsource_lab.events import Event
 from allsource_lab.frame import EventFrame
 from allsource_lab.integrity import IntegrityReport
+from allsource_lab.pipelines import Pipeline, Pipelines
 from allsource_lab.projections import (
     EntitySnapshots,
     EventBatch,
@@ -57,6 +58,8 @@ __all__ = [
     "IntegrityReport",
     "InvalidEvent",
     "NotFound",
+    "Pipeline",
+    "Pipelines",
     "Projection",
     "RecoveryWarning",
     "ReplayJob",

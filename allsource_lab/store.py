@@ -39,6 +39,7 @@ from allsource_lab.kernels import timetravel
 from allsource_lab.kernels import versions as version_kernels
 from allsource_lab.kernels.hashing import partitions_of
 from allsource_lab.kernels.keytable import KeyTable
+from allsource_lab.pipelines import Pipelines
 from allsource_lab.projections.base import EventBatch, EventList, Projection
 from allsource_lab.projections.runner import Projections
 from allsource_lab.reads import Reader, one_batch
@@ -146,6 +147,7 @@ class EventStore:
             )
             self._flusher.start()
         self.projections = Projections(self)
+        self.pipelines = Pipelines(self)
         self.analytics = Analytics(self)
         self._closed = False
         self._refuse = read_only
