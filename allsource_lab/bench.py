@@ -107,6 +107,11 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "window_session_entity": ("window: sessions per entity (gap 30 s)", "ms"),
     "pandas_resample_count": ("peer: pandas resample('1min').size() of the same events", "ms"),
     "pandas_groupby_keyed": ("peer: pandas groupby(5-minute Grouper, type) sum+mean", "ms"),
+    "append_batch_pipeline": (
+        "append_batch of the read events, fsync=always, a live windowed pipeline",
+        "events/s",
+    ),
+    "append_batch_no_pipeline": ("append_batch of the read events, as above, none", "events/s"),
 }
 # DESIGN.md §6, by figure key: our target, and the reference's published figure.
 TARGETS: dict[str, tuple[float, str]] = {

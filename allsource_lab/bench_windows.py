@@ -5,6 +5,8 @@ START + i ms, 100 events per entity, 20 types), reopened read-only: a tumbling 1
 count over every event, a hopping window (5 minutes every minute) keyed by type with the
 sum and average of ``payload.amount``, and session windows per entity (gap 30 s). The
 peer is pandas on the same data already in a DataFrame (``resample`` and ``groupby``).
+Live pipeline overhead: ``append_batch`` of the same events into a fresh store with and
+without a windowed pipeline.
 
 >>> sizes = Sizes(single=1, batch=1, checkpoints=1, peer_saves=1, repeats=1, reads=2_000)
 >>> import tempfile
@@ -23,7 +25,7 @@ from typing import Any
 import orjson
 
 import allsource_lab as asl
-from allsource_lab.bench import Figure, Sizes, repeat, scratch, tenths
+from allsource_lab.bench import NO_CHECKPOINT, Figure, Sizes, repeat, scratch, tenths
 from allsource_lab.bench_reads import read_events
 
 __all__ = ["WINDOW_FIGURES", "bench_windows"]
@@ -34,6 +36,8 @@ WINDOW_FIGURES = (
     "window_session_entity",
     "pandas_resample_count",
     "pandas_groupby_keyed",
+    "append_batch_pipeline",
+    "append_batch_no_pipeline",
 )
 HOPPING: dict[str, Any] = {
     "every": "5m",
@@ -111,4 +115,37 @@ def bench_windows(sizes: Sizes, folder: Path) -> list[Figure]:
     finally:
         store.close()
         shutil.rmtree(path, ignore_errors=True)
-    return figures
+    return [*figures, *bench_live_pipeline(sizes, folder, table)]
+
+
+def bench_live_pipeline(sizes: Sizes, folder: Path, table: Any) -> list[Figure]:
+    """``append_batch`` of the table (fsync per batch) with and without a live pipeline:
+    a filter, then a tumbling 1-minute window by type with count and sum."""
+    pipeline = (
+        asl.Pipeline("by_minute")
+        .filter("payload.qty", "ge", 2)
+        .window("tumbling", "1m", by="event_type")
+        .reduce({"*": "count", "payload.amount": "sum"})
+    )
+
+    def append(live: bool) -> float:
+        target = scratch(folder, "pipeline")
+        s = asl.open(target, fsync="always", checkpoint_every_events=NO_CHECKPOINT)
+        try:
+            if live:
+                s.pipelines.add(pipeline, start="now")
+            start = time.perf_counter()
+            s.append_batch(table)
+            seconds = time.perf_counter() - start
+            if live and s.pipelines.stats("by_minute")["events_in"] != table.num_rows:
+                raise RuntimeError("the live pipeline did not see the batch")
+        finally:
+            s.close()
+            shutil.rmtree(target, ignore_errors=True)
+        return float(table.num_rows / seconds)
+
+    append(True)  # untimed warm-up
+    return [
+        Figure("append_batch_pipeline", repeat(sizes.repeats, lambda: append(True))),
+        Figure("append_batch_no_pipeline", repeat(sizes.repeats, lambda: append(False))),
+    ]
