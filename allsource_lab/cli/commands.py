@@ -1,0 +1,358 @@
+"""What each ``allsource`` command does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import operator
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from allsource_lab.cli.output import ProgressBar, json_text, print_json, write_rows
+
+if TYPE_CHECKING:
+    from allsource_lab.store import EventStore
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "run_bench",
+]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CommandError(Exception):
+    """A user mistake the CLI reports in one line; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- opening stores ------------------------------------------------------------------------
+
+
+def _is_store(path: Path) -> bool:
+    return (path / "manifest.json").is_file()
+
+
+def _existing(path_text: str) -> Path:
+    path = Path(path_text)
+    if not path.exists():
+        raise CommandError(f"no store at {path} (the folder does not exist)")
+    if not _is_store(path):
+        raise CommandError(f"{path} is not an AllSource store (it has no manifest.json)")
+    return path
+
+
+def _read(path_text: str) -> EventStore:
+    import allsource_lab as asl
+
+    return asl.open(_existing(path_text), read_only=True)
+
+
+def _write(path_text: str, *, create: bool) -> EventStore:
+    """Open for writing; with ``create``, a missing or empty folder becomes a new store."""
+    import allsource_lab as asl
+
+    path = Path(path_text)
+    if not create or (path.exists() and not _is_empty_dir(path)):
+        path = _existing(path_text)
+    return asl.open(path)
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from allsource_lab import datasets
+
+    path = Path(args.path)
+    if path.exists() and not _is_empty_dir(path):
+        raise CommandError(f"{path} already exists; give a new folder for the demo store")
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    started = time.perf_counter()
+    if bar is not None:
+        bar.note("generating events...")
+    if args.dataset == "shop":
+        table = datasets.shop_events(n_users=args.users, days=args.days, seed=args.seed)
+    else:
+        table = datasets.flights_events(limit=args.limit)
+    with _write(args.path, create=True) as store:
+        datasets.load_table(store, table, progress=bar)
+        store.checkpoint()
+        stats = store.stats()
+        hints = _demo_hints(store, args.dataset)
+    seconds = time.perf_counter() - started
+    print(
+        f"Built {path}: {stats['events']:,} events, {stats['entities']:,} entities, "
+        f"{stats['event_types']} event types in {seconds:.1f} s."
+    )
+    print("\nTry next:")
+    where = shlex.quote(str(path))
+    for line in hints:
+        print("  " + line.replace("{path}", where))
+    print(f'\nIn Python or a notebook: import allsource_lab as asl; store = asl.open("{path}")')
+    return EXIT_OK
+
+
+def _demo_hints(store: EventStore, dataset: str) -> list[str]:
+    """Commands worth running on the new store, naming entities that exist in it."""
+    if dataset == "flights":
+        rows = store.sql(
+            "select entity_id, count(*) n, min(timestamp) first from events "
+            "group by 1 order by n desc limit 1"
+        ).fetchall()
+        plane, first = (rows[0][0], rows[0][2]) if rows else ("N14228", None)
+        moment = first + dt.timedelta(days=30) if first else dt.datetime(2013, 3, 1, tzinfo=dt.UTC)
+        at = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [
+            "allsource stats {path}",
+            f"allsource events {{path}} --entity {plane} --limit 6",
+            f"allsource state {{path}} {plane} --as-of {at}      # where was it then?",
+            "allsource sql {path} \"select payload->>'origin' origin, count(*) flights, "
+            "avg((payload->>'dep_delay_min')::int) delay from events "
+            "where event_type = 'flight.departed' group by 1\"",
+        ]
+    corrected = store.sql(
+        "select entity_id from events where event_type = 'order.corrected' order by sequence "
+        "limit 1"
+    ).fetchall()
+    order = corrected[0][0] if corrected else "order-0000001"
+    return [
+        "allsource stats {path}",
+        "allsource events {path} --type order.placed --limit 5",
+        f"allsource events {{path}} --entity {order}   # placed ... corrected",
+        f"allsource state {{path}} {order}",
+        'allsource sql {path} "select event_type, count(*) n from events group by 1 '
+        'order by n desc"',
+        "allsource verify {path}",
+    ]
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from allsource_lab import datasets
+    from allsource_lab.datasets.files import file_events
+
+    source = Path(args.source)
+    if not source.is_file():
+        raise CommandError(f"cannot read {source}: no such file")
+    cols = None
+    if args.payload_cols is not None:
+        cols = [c.strip() for c in args.payload_cols.split(",") if c.strip()]
+    table = file_events(
+        source,
+        format=args.format,
+        type_col=args.type_col,
+        event_type=args.event_type,
+        entity_col=args.entity_col,
+        time_col=args.time_col,
+        payload_cols=cols,
+        timezone=args.timezone,
+    )
+    if table.num_rows == 0:
+        raise CommandError(f"{source} has no rows; nothing to ingest")
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    with _write(args.path, create=True) as store:
+        first = store.stats()["last_sequence"] + 1
+        count = datasets.load_table(store, table, batch_size=args.batch_size, progress=bar)
+        last = store.stats()["last_sequence"]
+    appended = last - first + 1
+    skipped = count - appended
+    note = f" ({skipped:,} already there: same event_id)" if skipped else ""
+    span = f" (sequences {first:,}-{last:,})" if appended else ""
+    print(f"appended {appended:,} events{span} to {args.path}{note}")
+    return EXIT_OK
+
+
+def _sql(args: argparse.Namespace) -> int:
+    with _read(args.path) as store:
+        relation = store.sql(args.query)
+        if relation is None:  # a statement without a result (e.g. SET)
+            return EXIT_OK
+        table = relation.to_arrow_table()
+    rows = [[row[name] for name in table.column_names] for row in table.to_pylist()]
+    limit = args.max_rows if args.format == "table" else 0
+    write_rows(sys.stdout, args.format, table.column_names, rows, limit=limit, noun="rows")
+    return EXIT_OK
+
+
+def _events(args: argparse.Namespace) -> int:
+    with _read(args.path) as store:
+        filters: dict[str, Any] = {
+            "entity_id": args.entity,
+            "event_type": args.event_type,
+            "since": args.since,
+            "until": args.until,
+            "as_of": args.as_of,
+            "known_at": args.known_at,
+            "after": args.after,
+        }
+        frame = store.events(**filters, limit=args.limit or None, reverse=args.reverse)
+        picked = list(frame)
+        total = len(store.events(**filters)) if args.format == "table" else len(picked)
+    if args.format == "table":
+        columns = ["sequence", "timestamp", "event_type", "entity_id", "version", "payload"]
+        rows: list[list[Any]] = [
+            [
+                e.sequence,
+                e.timestamp,
+                e.event_type,
+                e.entity_id,
+                e.version,
+                json_text(e.payload_json),
+            ]
+            for e in picked
+        ]
+        write_rows(sys.stdout, "table", columns, rows, limit=0, noun="events")
+        if total > len(picked):
+            print(f"({len(picked):,} of {total:,} events; --limit 0 shows all)")
+        return EXIT_OK
+    columns = [
+        "sequence",
+        "event_id",
+        "event_type",
+        "entity_id",
+        "version",
+        "timestamp",
+        "recorded_at",
+        "payload",
+        "metadata",
+    ]
+    structured = args.format in ("json", "jsonl")
+    rows = [
+        [
+            e.sequence,
+            e.event_id,
+            e.event_type,
+            e.entity_id,
+            e.version,
+            e.timestamp,
+            e.recorded_at,
+            e.payload if structured else json_text(e.payload_json),
+            e.metadata if structured else json_text(e.metadata_json),
+        ]
+        for e in picked
+    ]
+    write_rows(sys.stdout, args.format, columns, rows, limit=0, noun="events")
+    return EXIT_OK
+
+
+def _state(args: argparse.Namespace) -> int:
+    import orjson
+
+    with _read(args.path) as store:
+        state = store.state(args.entity, as_of=args.as_of, known_at=args.known_at)
+    print(orjson.dumps(state, option=orjson.OPT_INDENT_2, default=str).decode())
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _read(args.path) as store:
+        stats = store.stats()
+    if args.json:
+        print_json(stats)
+        return EXIT_OK
+    width = max(len(k) for k in stats)
+    for key, value in stats.items():
+        if isinstance(value, list):
+            value = "; ".join(map(str, value)) or "none"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from allsource_lab import CorruptionError, IntegrityReport
+
+    try:
+        store = _read(args.path)
+    except CorruptionError as exc:  # damage that stops the store opening is a finding too
+        report = IntegrityReport(ok=False, problems=[f"the store cannot be opened: {exc}"])
+    else:
+        with store:
+            report = store.verify()
+    if args.json:
+        print_json(
+            {"ok": report.ok, "problems": report.problems, "files_checked": report.files_checked}
+        )
+    elif report.ok:
+        print(f"ok: {report.files_checked} files checked, no problems")
+    else:
+        print(f"NOT OK: {len(report.problems)} problem(s) in {report.files_checked} files:")
+        for problem in report.problems:
+            print(f"  - {problem}")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    with _write(args.path, create=False) as store:
+        sealed = store.checkpoint()
+    if sealed is None:
+        print("nothing to checkpoint: every event is already in a segment")
+    else:
+        print(
+            f"sealed {sealed['events']:,} events through sequence "
+            f"{sealed['through_sequence']:,} in {sealed['seconds'] * 1000:.0f} ms"
+        )
+    return EXIT_OK
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from allsource_lab.store import EventStore
+
+    path = _existing(args.path)
+    if not callable(getattr(EventStore, "compact", None)):
+        # Merging segments means rewriting them and the manifest, which only the store
+        # can do safely (no public API writes segments): say so rather than fake it.
+        raise CommandError(
+            "compaction is not available yet in this version of allsource_lab "
+            "(EventStore has no compact()); nothing was changed",
+            code=EXIT_USAGE,
+        )
+    with _write(str(path), create=False) as store:
+        result = operator.methodcaller("compact")(store)
+    if result is None:
+        print("nothing to compact")
+    elif isinstance(result, dict):
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    else:
+        print(result)
+    return EXIT_OK
+
+
+def run_bench(arguments: list[str]) -> int:
+    """Run the benchmark module with ``arguments`` as they are (``--help`` included)."""
+    try:
+        return subprocess.call([sys.executable, "-m", "allsource_lab.bench", *arguments])
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "ingest": _ingest,
+    "sql": _sql,
+    "events": _events,
+    "state": _state,
+    "stats": _stats,
+    "verify": _verify,
+    "checkpoint": _checkpoint,
+    "compact": _compact,
+}
