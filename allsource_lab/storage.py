@@ -82,6 +82,11 @@ class Storage:
         """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order."""
         raise NotImplementedError
 
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        """Replace every sealed segment by one of ``table``'s rows (already every sealed
+        event); returns the rows as stored (sorted for a segment)."""
+        raise NotImplementedError
+
     def verify(self) -> tuple[list[str], int]:
         raise NotImplementedError
 
@@ -163,6 +168,11 @@ class MemoryStorage(Storage):
         self.segments.append(ordered)
         self.manifest.sealed_through = through
         return ordered, order
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        ordered, _ = sort_for_segment(table)
+        self.segments = [ordered]
+        return ordered
 
     def verify(self) -> tuple[list[str], int]:
         return [], 0
@@ -380,6 +390,29 @@ class FolderStorage(Storage):
         self.manifest = manifest
         self.wal.remove_before_current()
         return ordered, order
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        """One segment for every sealed event, then a manifest naming only it, then the old
+        files removed. A crash before the manifest leaves the new file an orphan; after
+        it, the old ones: open removes either, and no event is ever in neither."""
+        assert self.manifest is not None
+        old = [s.file for s in self.manifest.segments]
+        ordered, _ = sort_for_segment(table)
+        data = encode_segment(
+            ordered,
+            row_group_rows=settings.segment_row_group_rows,
+            zstd_level=settings.segment_zstd_level,
+        )
+        # Two or more segments merge into a range no one of them had: a new name.
+        info = segment_info(ordered, data)
+        manifest = replace(self.manifest, segments=[info])
+        self._commit(info.file, data, manifest)
+        self.manifest = manifest
+        for name in old:
+            with contextlib.suppress(FileNotFoundError):
+                (self.segment_dir / name).unlink()
+        fsync_folder(self.segment_dir)
+        return ordered
 
     def _commit(self, name: str, data: pa.Buffer, manifest: Manifest) -> None:
         """Make the segment durable, then the manifest that names it.
