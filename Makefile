@@ -20,9 +20,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
 
-# Every test but the long torture runs, the doctests, and the example notebooks (nbval).
+# Every test but the long torture runs, the doctests, and the example notebooks (nbval,
+# strict: every output compared, after notebooks/nbval_sanitize.cfg's substitutions).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --nbval-lax -p no:cacheprovider tests allsource_lab notebooks
+	$(BIN)/python -m pytest -q -m "not slow" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider tests allsource_lab notebooks
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider tests
