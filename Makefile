@@ -17,8 +17,13 @@ venv: $(STAMP)
 # Jupyter refuses to run as root unless told; containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# A demo store (a generated shop) is built once and is what `%allsource open` opens
+# when given no path.
+DEMO := $(CURDIR)/demo.events
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
+	@test -d $(DEMO) || $(BIN)/allsource demo $(DEMO)
+	ALLSOURCE_DEFAULT_STORE=$(DEMO) $(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
 
 # Every test but the long torture runs, the doctests, and the example notebooks (nbval,
 # strict: every output compared, after notebooks/nbval_sanitize.cfg's substitutions).
