@@ -105,6 +105,24 @@ def open(
     return EventStore(path, config, read_only=read_only)
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext allsource_lab``: register the ``%allsource`` magic.
+
+    IPython is imported here, never by ``import allsource_lab``; see
+    :mod:`allsource_lab.notebook`.
+    """
+    from allsource_lab.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext allsource_lab``: close the magics' store and remove the magic."""
+    from allsource_lab.notebook import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     # SqlProjection needs DuckDB (~0.15 s to import): loaded when first asked for.
     if name == "SqlProjection":

@@ -6,8 +6,7 @@ materialized (``len``, iteration, ``to_arrow``, ``to_pandas``, display) and then
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,11 +114,30 @@ class EventFrame:
         n = len(self)
         if limit is None or n < limit or n == 0 or self.query.reverse:
             return None
-        return int(self.to_arrow().column("sequence")[-1].as_py())
+        # Only the last row is read: a display asks for the cursor before any row.
+        if self._table is not None:
+            last = self._table.slice(n - 1)
+        else:
+            last = self._source._rows(self._picked()[-1:])
+        return int(last.column("sequence")[0].as_py())
+
+    def first(self, n: int) -> list[Event]:
+        """The first ``n`` events of the frame; only their rows are gathered.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append_batch([{"event_type": "a", "entity_id": f"e{i}", "payload": {}}
+        ...                         for i in range(5)])
+        >>> [e.sequence for e in store.events().first(2)]
+        [1, 2]
+        """
+        if self._table is not None:
+            return events_from_table(self._table.slice(0, n))
+        return events_from_table(self._source._rows(self._picked()[:n]))
 
     def __repr__(self) -> str:
         n = len(self)
-        head = list(_head(self, 5))
+        head = self.first(5)
         lines = [f"EventFrame: {n} event{'s' if n != 1 else ''}"]
         for e in head:
             lines.append(
@@ -130,30 +148,20 @@ class EventFrame:
             lines.append(f"  … {n - len(head)} more")
         return "\n".join(lines)
 
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """The AllSource JSON, HTML and text of the first rows (``display.default_limit()``),
+        with a "showing N of M events" footer; only the rows shown are gathered."""
+        from allsource_lab.display import bundle
+
+        return bundle(self, include=include, exclude=exclude)
+
     def _repr_html_(self) -> str:
-        rows = []
-        for e in _head(self, 20):
-            payload = html.escape(
-                str(e.payload_json if isinstance(e.payload_json, str) else e.payload_json.decode())
-            )
-            rows.append(
-                f"<tr><td>{e.sequence}</td><td>{html.escape(e.event_type)}</td>"
-                f"<td>{html.escape(e.entity_id)}</td><td>{e.version}</td>"
-                f"<td>{_iso(e.timestamp_us)}</td><td><code>{payload[:200]}</code></td></tr>"
-            )
-        n = len(self)
-        footer = f"<p>showing {min(n, 20)} of {n} events</p>"
-        return (
-            "<table><thead><tr><th>sequence</th><th>event_type</th><th>entity_id</th>"
-            "<th>version</th><th>timestamp</th><th>payload</th></tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table>"
-            + footer
-        )
+        from allsource_lab.display import bundle
 
-
-def _head(frame: EventFrame, n: int) -> Iterator[Event]:
-    yield from events_from_table(frame.to_arrow().slice(0, n))
+        html: str = bundle(self, include=["text/html"])["text/html"]
+        return html
 
 
 def events_from_table(table: pa.Table) -> list[Event]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +23,20 @@ class IntegrityReport:
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """The AllSource JSON (kind ``integrity``), HTML and text of the report.
+
+        >>> print(IntegrityReport(False, ["segments/1.parquet: sha256 mismatch"], 4)
+        ...       ._repr_mimebundle_()["text/plain"])
+        integrity NOT OK: 1 problem in 4 files
+          - segments/1.parquet: sha256 mismatch
+        """
+        from allsource_lab.display import bundle
+
+        return bundle(self, include=include, exclude=exclude)
 
 
 def check_tables(tables: list[pa.Table]) -> list[str]:

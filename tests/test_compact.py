@@ -13,6 +13,7 @@ import time
 import pytest
 
 import allsource_lab as asl
+from tests.conftest import open_after_crash
 from tests.test_projections import history
 
 
@@ -117,7 +118,7 @@ def test_kill_9_during_compactions_loses_nothing(tmp_path, delay):
     reader.join(timeout=30)
     child.stdout.close()
     acknowledged = acked[-1]
-    store = asl.open(path)
+    store = open_after_crash(path)
     got = [e.payload["i"] for e in store.events()]
     assert got[:acknowledged] == list(range(1, acknowledged + 1))
     assert got == list(range(1, len(got) + 1))

@@ -16,6 +16,7 @@ import pytest
 
 import allsource_lab as asl
 from allsource_lab.errors import NotFound
+from tests.conftest import open_after_crash
 
 
 def history(store: asl.EventStore, n: int, seed: int = 1, entities: int = 7) -> None:
@@ -310,7 +311,7 @@ def test_after_kill_9_projections_resume_exactly(tmp_path, delay):
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     child.stdout.close()
-    store = asl.open(path)
+    store = open_after_crash(path)
     assert store._head() > 0
     states, problems = store._storage.load_states("projections")
     positions = [orjson.loads(body.partition(b"\n")[0])["position"] for body in states.values()]

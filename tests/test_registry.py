@@ -12,6 +12,7 @@ import time
 import pytest
 
 import allsource_lab as asl
+from tests.conftest import open_after_crash
 
 USER_V1 = {
     "type": "object",
@@ -270,7 +271,7 @@ def test_acknowledged_registrations_survive_kill_9(tmp_path):
         child.wait()
         child.stdout.close()
         assert acked >= 20
-        with asl.open(path) as store:
+        with open_after_crash(path) as store:
             versions = store.schemas.versions("t")
             # every acknowledged registration is there, in order, once
             assert versions[:acked] == list(range(1, acked + 1))

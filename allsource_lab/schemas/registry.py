@@ -269,7 +269,7 @@ class SchemaRegistry:
                     for v in entry.versions:
                         if v.version == version:
                             return v
-        what = f"version {version} of " if version is not None else "a live schema for "
+        what = f"version {version} of " if version is not None else "live schema for "
         raise NotFound(f"no {what}subject {subject!r}; see schemas.subjects()")
 
     def versions(self, subject: str) -> list[int]:

@@ -1,0 +1,244 @@
+"""The store subcommands: open, close, append, events, state, sql, window, stats, verify,
+checkpoint, compact.
+
+Each takes the :class:`Context` and its parsed arguments and returns an
+:class:`Outcome`: a view to display (which names the current store) and the plain
+result ``-o`` binds — the ``EventStore``, an ``Event``, the ``EventFrame``, the state
+dict, a DataFrame, the stats dict, the ``IntegrityReport``, the checkpoint dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import orjson
+from IPython.core.error import UsageError
+
+from allsource_lab.display_views import (
+    CheckpointView,
+    CompactionView,
+    EventsView,
+    IntegrityView,
+    StateView,
+    StatsView,
+    StoreView,
+    TableView,
+    WindowView,
+)
+from allsource_lab.notebook.session import Context, Outcome
+from allsource_lab.notebook.sqlbind import bind
+
+__all__ = [
+    "append",
+    "checkpoint",
+    "close",
+    "compact",
+    "events",
+    "json_object",
+    "open_store",
+    "sql",
+    "state",
+    "stats",
+    "verify",
+    "window",
+]
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object.
+
+    Raises:
+        UsageError: it is not JSON, or not an object.
+
+    >>> json_object('{"amount": 42.5}', "the payload")
+    {'amount': 42.5}
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(
+            f"{what} is not JSON ({exc}); give an object such as '{{\"amount\": 42.5}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a JSON object ({{...}}), not {type(value).__name__}")
+    return value
+
+
+DEFAULT_STORE_VARIABLE = "ALLSOURCE_DEFAULT_STORE"
+
+
+def open_store(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``open [PATH] [--memory] [--fsync F] [--read-only] [--recovery R]``."""
+    if args.path is not None and args.memory:
+        raise UsageError("give a PATH or --memory, not both")
+    if args.path is None and not args.memory:
+        # `make lab` and Binder build a demo store and name it here.
+        args.path = os.environ.get(DEFAULT_STORE_VARIABLE) or None
+    if args.path is None and args.read_only:
+        raise UsageError("--read-only needs a PATH: a new memory store has nothing to read")
+    settings = {k: v for k, v in (("fsync", args.fsync), ("recovery", args.recovery)) if v}
+    store, note = ctx.session.open(args.path, args.read_only, settings)
+    return Outcome(StoreView.of(store, note=note), store)
+
+
+def close(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``close``: the current store is checkpointed and closed."""
+    view = StoreView.of(ctx.store(), status="closed")
+    return Outcome(view, ctx.session.close())
+
+
+def append(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``append TYPE ENTITY [JSON]`` (or the JSON in the cell body)."""
+    body = ctx.body()
+    if args.payload is not None and body is not None:
+        raise UsageError("give the payload on the line or in the cell body, not both")
+    text = args.payload if args.payload is not None else body
+    payload = {} if text is None else json_object(text, "the payload")
+    metadata = None if args.metadata is None else json_object(args.metadata, "--metadata")
+    store = ctx.store()
+    event = store.append(
+        args.event_type,
+        args.entity_id,
+        payload,
+        metadata=metadata,
+        timestamp=args.time,
+        event_id=args.event_id,
+        expected_version=args.expected_version,
+    )
+    return Outcome(EventsView([event], store=ctx.info()), event)
+
+
+def events(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``events [--entity] [--type] [--since] [--until] [--as-of] [--known-at] ...``."""
+    frame = ctx.store().events(
+        entity_id=args.entity,
+        event_type=args.event_type,
+        since=args.since,
+        until=args.until,
+        as_of=args.as_of,
+        known_at=args.known_at,
+        after=args.after,
+        limit=args.limit,
+        reverse=args.reverse,
+    )
+    len(frame)  # pick the rows now, so a bad filter is reported here, not at display
+    return Outcome(EventsView(frame, store=ctx.info()), frame)
+
+
+def state(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``state ENTITY [--as-of] [--known-at]``, with the last version folded in."""
+    store = ctx.store()
+    folded = store.state(args.entity_id, as_of=args.as_of, known_at=args.known_at)
+    last = store.events(
+        entity_id=args.entity_id, as_of=args.as_of, known_at=args.known_at, reverse=True, limit=1
+    ).first(1)
+    version = last[0].version if last else None
+    view = StateView(args.entity_id, folded, args.as_of, args.known_at, version, store=ctx.info())
+    return Outcome(view, folded)
+
+
+def sql(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``sql`` with the query in the cell body (or after the options on the line).
+
+    ``{name}`` placeholders bind Python variables as DuckDB parameters.
+    """
+    line_sql = args.sql.strip()
+    body = ctx.body()
+    if line_sql and body is not None:
+        raise UsageError("give the SQL on the line or in the cell body, not both")
+    text = body if body is not None else line_sql
+    if not text:
+        raise UsageError("no SQL given: put the query in the cell body (%%allsource sql)")
+    query, params = bind(text, ctx.namespace)
+    relation = ctx.store().sql(query, params or None)
+    if relation is None:  # a statement without a result (CREATE, SET, ...)
+        return Outcome(None, None)
+    frame = relation.df()
+    return Outcome(TableView(frame, query=text.strip(), store=ctx.info()), frame)
+
+
+def _aggregates(specs: list[str] | None) -> dict[str, Any] | None:
+    """``--agg`` values: ``FIELD:AGG[,AGG]`` or JSON objects, merged."""
+    if not specs:
+        return None
+    merged: dict[str, Any] = {}
+    for spec in specs:
+        if spec.lstrip().startswith("{"):
+            merged.update(json_object(spec, "--agg"))
+            continue
+        field, sep, names = spec.rpartition(":")
+        aggs = [a.strip() for a in names.split(",") if a.strip()]
+        if not sep or not field or not aggs:
+            raise UsageError(
+                f"--agg {spec!r} must be FIELD:AGG[,AGG] (e.g. payload.amount:sum,avg) or a "
+                "JSON object"
+            )
+        merged[field] = aggs[0] if len(aggs) == 1 else aggs
+    return merged
+
+
+def window(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``window [TYPE...] --every D [--kind] [--hop] [--gap] [--by] [--agg] ...``."""
+    types = args.event_type or None
+    event_type = types[0] if types and len(types) == 1 else types
+    by = args.by[0] if args.by and len(args.by) == 1 else args.by
+    agg = _aggregates(args.agg)
+    spec = {
+        "event_type": event_type,
+        "every": args.every,
+        "kind": args.kind,
+        "hop": args.hop,
+        "gap": args.gap,
+        "by": by,
+        "agg": agg,
+        "since": args.since,
+        "until": args.until,
+        "as_of": args.as_of,
+        "known_at": args.known_at,
+        "fill": args.fill,
+    }
+    frame = ctx.store().window(**spec)
+    chart = None
+    if args.chart:
+        try:
+            from allsource_lab.notebook.charts import window_chart
+        except ImportError as exc:
+            raise UsageError(f"charts are not available in this installation ({exc})") from None
+        chart = window_chart(frame)
+    return Outcome(WindowView(frame, spec, chart=chart, store=ctx.info()), frame)
+
+
+def stats(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``stats``: ``store.stats()``."""
+    facts = ctx.store().stats()
+    return Outcome(StatsView(facts, store=ctx.info()), facts)
+
+
+def verify(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``verify``: ``store.verify()`` (damage is reported, never raised)."""
+    report = ctx.store().verify()
+    return Outcome(IntegrityView(report, store=ctx.info()), report)
+
+
+def checkpoint(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``checkpoint``: seal the tail into a segment."""
+    sealed = ctx.store().checkpoint()
+    return Outcome(CheckpointView(sealed, store=ctx.info()), sealed)
+
+
+def compact(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """``compact``: merge small segments, where the store can."""
+    store = ctx.store()
+    merge = getattr(store, "compact", None)
+    if not callable(merge):
+        # Merging segments rewrites them and the manifest, which only the store may do:
+        # say so rather than pretend.
+        raise UsageError(
+            "compaction is not available yet in this version of allsource_lab "
+            "(EventStore has no compact()); nothing was changed"
+        )
+    result = merge()
+    shown = result if isinstance(result, dict) or result is None else {"result": result}
+    return Outcome(CompactionView(shown, store=ctx.info()), result)

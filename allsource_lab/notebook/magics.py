@@ -1,0 +1,211 @@
+"""``%allsource`` / ``%%allsource``: one magic, many subcommands.
+
+The magic reads its line (:mod:`~allsource_lab.notebook.arguments`), picks the
+subcommand's parser (:mod:`~allsource_lab.notebook.parsers`), runs it against the
+kernel's current store (:mod:`~allsource_lab.notebook.session`) and returns a view that
+displays as AllSource JSON, HTML and text; ``-o NAME`` binds the plain result. User
+mistakes and the store's refusals are ``UsageError`` lines (:mod:`.errors`); anything
+else keeps its traceback.
+
+Settings are traitlets, so ``%config AllSourceMagics.displaylimit = 20`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Int, TraitError, observe, validate
+
+from allsource_lab import display
+from allsource_lab.display_views import StoreView
+from allsource_lab.notebook import commands, ingest, live_commands, schema_commands
+from allsource_lab.notebook.arguments import HelpShown, Token, expand, split_line
+from allsource_lab.notebook.errors import expected, usage_error
+from allsource_lab.notebook.parsers import PROG, SUMMARIES, build_parsers
+from allsource_lab.notebook.session import Command, Context, Options, Session
+
+__all__ = ["COMMANDS", "AllSourceMagics", "overview"]
+
+COMMANDS: dict[str, Command] = {
+    "open": commands.open_store,
+    "close": commands.close,
+    "append": commands.append,
+    "ingest": ingest.ingest,
+    "events": commands.events,
+    "state": commands.state,
+    "sql": commands.sql,
+    "schema": schema_commands.schema,
+    "replay": live_commands.replay,
+    "window": commands.window,
+    "projections": live_commands.projections,
+    "pipelines": live_commands.pipelines,
+    "stats": commands.stats,
+    "verify": commands.verify,
+    "checkpoint": commands.checkpoint,
+    "compact": commands.compact,
+    "explore": live_commands.explore,
+    "timetravel": live_commands.timetravel,
+    "tail": live_commands.tail,
+}
+# Subcommands that read the cell body of %%allsource (the others refuse one).
+_CELL_COMMANDS = frozenset({"sql", "append", "schema"})
+_SQL_OPTIONS = frozenset({"-o", "--output"})
+
+
+def overview(store: Any = None) -> str:
+    """The text of ``%allsource --help``: the current store, then every subcommand."""
+    if store is None:
+        where = "no store is open (start with: %allsource open PATH, or open --memory)"
+    else:
+        where = f"current store: {store.path or 'memory'} ({store.stats()['events']:,} events)"
+    width = max(map(len, SUMMARIES))
+    lines = [
+        f"usage: {PROG} SUBCOMMAND [ARGS] [-o NAME]   (or %%allsource SUBCOMMAND with a cell)",
+        "",
+        where,
+        "",
+        "subcommands:",
+        *(f"  {name:<{width}}  {summary}" for name, summary in SUMMARIES.items()),
+        "",
+        f"{PROG} SUBCOMMAND --help shows its arguments. $name or {{name}} in an argument is",
+        "the Python variable name (quote it to keep it literal). Settings: %config "
+        "AllSourceMagics.",
+    ]
+    return "\n".join(lines)
+
+
+@magics_class
+class AllSourceMagics(Magics):
+    """The ``%allsource`` magic and its settings; one instance (and store) per kernel."""
+
+    displaylimit = Int(
+        display.DEFAULT_LIMIT,
+        help="Rows a result table shows before 'showing N of M' (0: all). Also used by "
+        "EventFrame's own display.",
+    ).tag(config=True)
+    progress_rows = Int(
+        100_000, help="ingest shows a progress bar for inputs of at least this many rows."
+    ).tag(config=True)
+    ingest_batch_rows = Int(
+        100_000, help="Rows per atomic append_batch when ingesting (--batch-size overrides)."
+    ).tag(config=True)
+    tail_rows = Int(50, help="Rows the live tail keeps (tail --rows overrides).").tag(config=True)
+    widgets = Bool(
+        True, help="Show replay progress as a widget (with cancel) when ipywidgets is installed."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = Session()
+        self._parsers = build_parsers()
+        display.set_default_limit(self.displaylimit)
+
+    @validate("displaylimit", "progress_rows")
+    def _at_least_zero(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be >= 0, not {value}")
+        return value
+
+    @validate("ingest_batch_rows", "tail_rows")
+    def _at_least_one(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if value < 1:
+            raise TraitError(f"{proposal['trait'].name} must be >= 1, not {value}")
+        return value
+
+    @observe("displaylimit")
+    def _new_limit(self, change: Any) -> None:
+        display.set_default_limit(change["new"])
+
+    def options(self) -> Options:
+        """The settings as they are now."""
+        return Options(
+            progress_rows=self.progress_rows,
+            ingest_batch_rows=self.ingest_batch_rows,
+            tail_rows=self.tail_rows,
+            widgets=self.widgets,
+        )
+
+    def _namespace(self) -> dict[str, Any]:
+        """The user's variables (where ``$name`` is looked up and ``-o`` binds)."""
+        if self.shell is None:
+            raise UsageError("the magics are not attached to an IPython shell")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    @no_var_expand
+    @line_cell_magic
+    def allsource(self, line: str, cell: str | None = None) -> Any:
+        """AllSource Lab: an event store in this kernel. ``%allsource --help`` lists the
+        subcommands; ``%allsource SUBCOMMAND --help`` shows one's arguments.
+
+        Examples::
+
+            %allsource open shop.events
+            %allsource append order.placed order-17 {"amount": 42.5}
+            %allsource events --entity order-17 -o frame
+            %allsource state order-17 --as-of 2026-01-01T12:00:00Z
+
+            %%allsource sql -o big
+            select entity_id, count(*) n from events where payload->>'sku' = {sku} group by 1
+        """
+        try:
+            return self._run(line, cell)
+        except HelpShown:
+            return None
+
+    def _run(self, line: str, cell: str | None) -> Any:
+        tokens = split_line(line)
+        if not tokens or tokens[0].text in ("-h", "--help", "help"):
+            store = self.session.store
+            print(overview(store))
+            return None if store is None else StoreView.of(store)
+        name = tokens[0].text
+        command = COMMANDS.get(name)
+        if command is None:
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(
+                f"unknown subcommand {name!r}; {guess}subcommands are {', '.join(COMMANDS)} "
+                f"(see {PROG} --help)"
+            )
+        namespace = self._namespace()
+        if name == "sql":
+            args = self._sql_arguments(tokens[1:], line)
+        else:
+            args = self._parsers[name].parse_args(expand(tokens[1:], namespace))
+        if cell is not None and cell.strip() and name not in _CELL_COMMANDS:
+            raise UsageError(f"%%allsource {name} takes no cell body; its arguments go on the line")
+        ctx = Context(self.session, namespace, cell, self.options())
+        try:
+            outcome = command(ctx, args)
+        except Exception as exc:
+            if not expected(exc):
+                raise
+            raise usage_error(exc) from None
+        if args.output is not None:
+            namespace[args.output] = outcome.value
+        return outcome.shown
+
+    def _sql_arguments(self, tokens: list[Token], line: str) -> argparse.Namespace:
+        """The options before the SQL are parsed; the SQL after them is kept as written."""
+        options: list[Token] = []
+        i = 0
+        while i < len(tokens):
+            text = tokens[i].text
+            if text in ("-h", "--help") or text.startswith(("-o=", "--output=")):
+                options.append(tokens[i])
+                i += 1
+            elif text in _SQL_OPTIONS:
+                options.extend(tokens[i : i + 2])
+                i += 2
+            else:
+                break
+        args = self._parsers["sql"].parse_args(expand(options, self._namespace()))
+        args.sql = line[tokens[i].start :] if i < len(tokens) else ""
+        return args
