@@ -206,7 +206,10 @@ def window(ctx: Context, args: argparse.Namespace) -> Outcome:
             from allsource_lab.notebook.charts import window_chart
         except ImportError as exc:
             raise UsageError(f"charts are not available in this installation ({exc})") from None
-        chart = window_chart(frame)
+        try:
+            chart = window_chart(frame)
+        except ValueError as exc:  # too many windows to draw, or nothing to draw
+            raise UsageError(f"cannot chart this result ({exc}); run it without --chart") from None
     return Outcome(WindowView(frame, spec, chart=chart, store=ctx.info()), frame)
 
 

@@ -837,3 +837,23 @@ def test_open_without_a_path_opens_the_default_store_when_one_is_named(tmp_path,
         assert shell.run_line_magic("allsource", "open --memory").path is None
     finally:
         nb.unload_ipython_extension(shell)
+
+
+def test_a_window_too_big_to_chart_is_one_usage_error():
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import allsource_lab.notebook as nb
+
+    shell = InteractiveShell.instance()
+    nb.load_ipython_extension(shell)
+    try:
+        shell.run_line_magic("allsource", "open --memory")
+        shell.run_line_magic("allsource", "append a x {} --time 2026-01-01T00:00:00Z")
+        shell.run_line_magic("allsource", "append a x {} --time 2026-01-02T00:00:00Z")
+        with pytest.raises(UsageError, match="without --chart"):
+            shell.run_line_magic("allsource", "window a --every 1s --fill --chart")
+        drawn = shell.run_line_magic("allsource", "window a --every 1h --chart")
+        assert "application/vnd.vegalite.v5+json" in str(drawn._repr_mimebundle_())
+    finally:
+        nb.unload_ipython_extension(shell)
