@@ -65,6 +65,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "memory_arrow": ("of which Arrow buffers held by the store", "B/event"),
     "import_open": ("import allsource_lab + open a new store, fresh process", "s"),
     "import_open_append": ("import + open + first append, fresh process", "s"),
+    "load_ext_open": ("%load_ext allsource_lab + %allsource open, fresh IPython", "s"),
     "eventsourcing_popo": ("peer: eventsourcing Application.save, 1 event, POPO", "events/s"),
     "eventsourcing_sqlite": ("peer: eventsourcing Application.save, 1 event, SQLite", "events/s"),
     "duckdb_insert": ("peer: DuckDB insert of the table into a file table", "events/s"),
@@ -122,6 +123,7 @@ TARGETS: dict[str, tuple[float, str]] = {
     "reopen": (0.5, "~2 s (164K ev.)"),
     "memory": (300, "~6 KB"),
     "import_open": (1.5, ""),
+    "load_ext_open": (1.5, ""),
     "read_entity": (12, "11.9 us"),
     "read_type": (2.4, "2.4 ms"),
     "state": (3.5, "3.5 us"),
@@ -446,15 +448,35 @@ print(json.dumps([opened, appended]))
 """
 
 
+LOAD_EXT_SCRIPT = """
+import json, sys, time
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+start = time.perf_counter()
+shell.run_line_magic("load_ext", "allsource_lab")
+shell.run_line_magic("allsource", "open " + sys.argv[1])
+seconds = time.perf_counter() - start
+shell.run_line_magic("allsource", "close")
+print(json.dumps(seconds))
+"""
+
+
 def bench_import(sizes: Sizes, folder: Path) -> list[Figure]:
     def run() -> list[float]:
         return list(run_python(IMPORT_SCRIPT, str(scratch(folder, "import"))))
+
+    def load_ext() -> float:
+        return float(run_python(LOAD_EXT_SCRIPT, str(scratch(folder, "load-ext"))))
 
     run()  # untimed: fills the numba cache if it is cold
     runs = [run() for _ in range(max(sizes.repeats, 3))]
     opened = tuple(r[0] for r in runs)
     appended = tuple(r[1] for r in runs)
-    return [Figure("import_open", opened), Figure("import_open_append", appended)]
+    return [
+        Figure("import_open", opened),
+        Figure("import_open_append", appended),
+        Figure("load_ext_open", tuple(load_ext() for _ in range(max(sizes.repeats, 3)))),
+    ]
 
 
 # -- peers -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ OPERATIONS = {
     "memory_arrow",
     "import_open",
     "import_open_append",
+    "load_ext_open",
     "eventsourcing_popo",
     "eventsourcing_sqlite",
     "duckdb_insert",
