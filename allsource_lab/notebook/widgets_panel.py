@@ -8,6 +8,7 @@ traceback folded under it) and clears it at the next action that succeeds.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import html
 import threading
@@ -31,7 +32,23 @@ __all__ = [
     "json_block",
     "reported",
     "short_json",
+    "start_thread",
 ]
+
+
+def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """Start a daemon thread running ``target`` in a copy of the caller's context.
+
+    ipykernel (7) keeps the request that a message answers (its "parent header") in a
+    ContextVar: a plain thread would see the kernel's latest request instead, and the
+    widget's updates could be attributed to another cell. Copying the context of the
+    cell that made the widget keeps them with that cell.
+    """
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
+    thread.start()
+    return thread
+
 
 _P = ParamSpec("_P")
 _PanelT = TypeVar("_PanelT", bound="Panel")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import ipywidgets
 import traitlets
 
-from allsource_lab.notebook.widgets_panel import Panel, reported
+from allsource_lab.notebook.widgets_panel import Panel, reported, start_thread
 
 if TYPE_CHECKING:
     from allsource_lab.replay import ReplayJob
@@ -59,10 +59,7 @@ class ReplayProgressBar(Panel):
         self.refresh()
         self._watcher: threading.Thread | None = None
         if job.status not in _ENDED:
-            self._watcher = threading.Thread(
-                target=self._watch, name=f"allsource-replay-widget-{job.id}", daemon=True
-            )
-            self._watcher.start()
+            self._watcher = start_thread(self._watch, f"allsource-replay-widget-{job.id}")
 
     @reported
     def cancel(self) -> None:

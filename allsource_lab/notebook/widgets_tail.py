@@ -31,7 +31,7 @@ import traitlets
 
 from allsource_lab.errors import StorageError
 from allsource_lab.events import Event
-from allsource_lab.notebook.widgets_panel import Panel, event_table, reported
+from allsource_lab.notebook.widgets_panel import Panel, event_table, reported, start_thread
 
 if TYPE_CHECKING:
     from allsource_lab.store import EventStore
@@ -103,8 +103,7 @@ class LiveTail(Panel):
         # reads after what the first read saw, so nothing falls between the two.
         store._listeners.append(self._on_append)
         self._fill()
-        self._thread = threading.Thread(target=self._run, name="allsource-live-tail", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "allsource-live-tail")
 
     # -- what a click calls -----------------------------------------------------------
 

@@ -438,3 +438,26 @@ def test_closing_the_store_stops_the_live_tail(tmp_path: Path) -> None:
     tail.close()
     with pytest.raises(asl.StorageError, match="closed"):
         widgets.live_tail(store)
+
+
+def test_widget_threads_run_in_the_context_of_the_cell_that_made_them():
+    # ipykernel keeps a message's parent header in a ContextVar; a widget's thread must see
+    # the value of the cell that created the widget, not whatever the kernel does later.
+    import contextvars
+
+    from allsource_lab.notebook.widgets_panel import start_thread
+
+    parent: contextvars.ContextVar[str] = contextvars.ContextVar("parent")
+    parent.set("cell 7")
+    seen: list[str] = []
+    go = threading.Event()
+
+    def run() -> None:
+        go.wait(10)
+        seen.append(parent.get("none"))
+
+    thread = start_thread(run, "test-widget-thread")
+    parent.set("cell 8")  # the kernel moves on to another request
+    go.set()
+    thread.join(10)
+    assert seen == ["cell 7"] and thread.daemon
