@@ -261,6 +261,30 @@ def scratch(folder: Path, name: str) -> Path:
     return folder / f"{name}-{time.monotonic_ns()}"
 
 
+def batch_append_rate(
+    folder: Path,
+    table: pa.Table,
+    prepare: Callable[[asl.EventStore], None] | None = None,
+    check: Callable[[asl.EventStore], bool] | None = None,
+) -> float:
+    """Events/s of one ``append_batch`` of ``table`` into a fresh store (fsync per batch,
+    no checkpoint), after ``prepare(store)``; ``check(store)`` must hold afterwards."""
+    path = scratch(folder, "append")
+    store = asl.open(path, fsync="always", checkpoint_every_events=NO_CHECKPOINT)
+    try:
+        if prepare is not None:
+            prepare(store)
+        start = time.perf_counter()
+        store.append_batch(table)
+        seconds = time.perf_counter() - start
+        if check is not None and not check(store):
+            raise RuntimeError("the benchmark's batch was not seen where it should be")
+    finally:
+        store.close()
+        shutil.rmtree(path, ignore_errors=True)
+    return float(table.num_rows / seconds)
+
+
 def expect_events(store: asl.EventStore, n: int) -> None:
     """Refuse to report a fast figure for work that was not done."""
     got = store.stats()["events"]

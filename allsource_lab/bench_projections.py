@@ -22,7 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import allsource_lab as asl
-from allsource_lab.bench import NO_CHECKPOINT, Figure, Sizes, arrow_events, repeat, scratch, tenths
+from allsource_lab.bench import (
+    Figure,
+    Sizes,
+    arrow_events,
+    batch_append_rate,
+    repeat,
+    scratch,
+    tenths,
+)
 from allsource_lab.bench_reads import read_events
 
 __all__ = ["PROJECTION_FIGURES", "bench_projections"]
@@ -87,22 +95,17 @@ def bench_projections(sizes: Sizes, folder: Path) -> list[Figure]:
 
     table = arrow_events(sizes.batch)
 
-    def append(live: bool) -> float:
-        target = scratch(folder, "live")
-        s = asl.open(target, fsync="always", checkpoint_every_events=NO_CHECKPOINT)
-        try:
-            if live:
-                s.projections.add(asl.EventCounter())
-                s.projections.add(asl.EntitySnapshots())
-            start = time.perf_counter()
-            s.append_batch(table)
-            seconds = time.perf_counter() - start
-            if live and s.projections["event_counter"].state("total") != table.num_rows:
-                raise RuntimeError("the live projections did not see the batch")
-        finally:
-            s.close()
-            shutil.rmtree(target, ignore_errors=True)
-        return float(table.num_rows / seconds)
+    def live(store: asl.EventStore) -> None:
+        store.projections.add(asl.EventCounter())
+        store.projections.add(asl.EntitySnapshots())
+
+    def saw_all(store: asl.EventStore) -> bool:
+        return bool(store.projections["event_counter"].state("total") == table.num_rows)
+
+    def append(with_projections: bool) -> float:
+        if not with_projections:
+            return batch_append_rate(folder, table)
+        return batch_append_rate(folder, table, live, saw_all)
 
     append(True)  # untimed warm-up
     return [

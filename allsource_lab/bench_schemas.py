@@ -13,7 +13,6 @@ True
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import orjson
 import pyarrow as pa
 
 import allsource_lab as asl
-from allsource_lab.bench import ENTITIES, Figure, Sizes, repeat, scratch
+from allsource_lab.bench import ENTITIES, Figure, Sizes, batch_append_rate, repeat
 
 __all__ = ["ORDER_SCHEMA", "bench_schemas", "typed_payload"]
 
@@ -71,19 +70,11 @@ def typed_events(n: int) -> pa.Table:
 def bench_schemas(sizes: Sizes, folder: Path) -> list[Figure]:
     table = typed_events(sizes.batch)
 
+    def register(store: asl.EventStore) -> None:
+        store.schemas.register("order.placed", ORDER_SCHEMA)
+
     def append(with_schema: bool) -> float:
-        path = scratch(folder, "schemas")
-        store = asl.open(path, fsync="always", checkpoint_every_events=10**8)
-        try:
-            if with_schema:
-                store.schemas.register("order.placed", ORDER_SCHEMA)
-            start = time.perf_counter()
-            store.append_batch(table)
-            seconds = time.perf_counter() - start
-        finally:
-            store.close()
-            shutil.rmtree(path, ignore_errors=True)
-        return float(table.num_rows / seconds)
+        return batch_append_rate(folder, table, register if with_schema else None)
 
     append(True)  # untimed: compiles and caches the validation kernels
     with_schema = repeat(sizes.repeats, lambda: append(True))

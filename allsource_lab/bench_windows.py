@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 import allsource_lab as asl
-from allsource_lab.bench import NO_CHECKPOINT, Figure, Sizes, repeat, scratch, tenths
+from allsource_lab.bench import Figure, Sizes, batch_append_rate, repeat, scratch, tenths
 from allsource_lab.bench_reads import read_events
 
 __all__ = ["WINDOW_FIGURES", "bench_windows"]
@@ -128,21 +128,16 @@ def bench_live_pipeline(sizes: Sizes, folder: Path, table: Any) -> list[Figure]:
         .reduce({"*": "count", "payload.amount": "sum"})
     )
 
-    def append(live: bool) -> float:
-        target = scratch(folder, "pipeline")
-        s = asl.open(target, fsync="always", checkpoint_every_events=NO_CHECKPOINT)
-        try:
-            if live:
-                s.pipelines.add(pipeline, start="now")
-            start = time.perf_counter()
-            s.append_batch(table)
-            seconds = time.perf_counter() - start
-            if live and s.pipelines.stats("by_minute")["events_in"] != table.num_rows:
-                raise RuntimeError("the live pipeline did not see the batch")
-        finally:
-            s.close()
-            shutil.rmtree(target, ignore_errors=True)
-        return float(table.num_rows / seconds)
+    def live(store: asl.EventStore) -> None:
+        store.pipelines.add(pipeline, start="now")
+
+    def saw_all(store: asl.EventStore) -> bool:
+        return bool(store.pipelines.stats("by_minute")["events_in"] == table.num_rows)
+
+    def append(with_pipeline: bool) -> float:
+        if not with_pipeline:
+            return batch_append_rate(folder, table)
+        return batch_append_rate(folder, table, live, saw_all)
 
     append(True)  # untimed warm-up
     return [

@@ -947,8 +947,6 @@ class EventStore:
                 self.checkpoint()
                 self._write_wal(sync=True)
                 self._save_snapshots()
-                if self.projections:
-                    self.projections.save()
         finally:
             with self._lock:
                 self._closed = True

@@ -14,6 +14,7 @@ import allsource_lab as asl
 from allsource_lab.notebook import widgets
 from allsource_lab.notebook.jsondiff import Change
 from allsource_lab.notebook.widgets_panel import json_block
+from tests.test_replay import Gate
 
 
 @pytest.fixture
@@ -247,26 +248,6 @@ def test_timetravel_reports_an_unknown_entity_or_version(store: asl.EventStore) 
 
 
 # -- replay progress --------------------------------------------------------------------------
-
-
-class Gate(asl.Projection):
-    """Blocks in every batch until the test lets it go."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Semaphore(0)
-        self.go = threading.Semaphore(0)
-        super().__init__("gate")
-
-    def reset(self) -> None:
-        self.seen: list[int] = []
-
-    def apply_batch(self, batch: asl.EventBatch) -> None:
-        self.entered.release()
-        assert self.go.acquire(timeout=10), "the test never let the batch go"
-        self.seen.extend(batch.sequences.tolist())
-
-    def state(self, key: Any = None) -> Any:
-        return self.seen
 
 
 def test_replay_progress_follows_the_job_and_cancel_stops_it(store: asl.EventStore) -> None:
