@@ -173,8 +173,9 @@ class EventStore:
         self._keys = KeyTable()
         self._versions = array("q")
         self._entity_partition = array("h")
-        self._wal_buf = bytearray()
-        self._appended = 0  # bytes ever put in _wal_buf
+        self._log = self._tail.log  # the append path adds its records here
+        # Bytes ever put in the WAL stream = _stream_base + the tail log's (dropped + len).
+        self._stream_base = 0
         self._synced = 0  # of those, bytes written and fsynced
         self._reader = Reader(self._keys)
         self._hot = HotStates(settings.state_cache_entities)
@@ -195,14 +196,18 @@ class EventStore:
         self._always = self._storage.durable and settings.fsync == "always"
         self._depth_scan_bytes = 2 * settings.max_json_depth
         self._wal_limit = settings.wal_buffer_bytes
+        self._busy_at = self._wal_limit  # log length past which an append writes the WAL
         self._checkpoint_every = settings.checkpoint_every_events
+        self._tail_first = self._next_seq - sum(c.num_rows for c in self._tail.chunks)
+        self._seal_at = self._tail_first + self._checkpoint_every - 1  # a sequence
 
     def _rebuild(self, segments: list[pa.Table], sealed_through: int) -> None:
         """Entity numbers, versions, the index, next sequence and clock from what loaded."""
         last_seq = 0
         last_rec = 0
         reader = self._reader
-        reader.index.expect(sum(t.num_rows for t in segments) + self._tail.count)
+        tail_rows = sum(c.num_rows for c in self._tail.chunks)
+        reader.index.expect(sum(t.num_rows for t in segments) + tail_rows)
         for segment in segments:
             if not segment.num_rows:
                 continue
@@ -412,22 +417,15 @@ class EventStore:
                     pb,
                 )
             )
-            head = _pack_frame(len(body), _crc(body))
-            wal = self._wal_buf
-            wal += head
-            wal += body
-            tail = self._tail
-            pending = tail.pending
-            pending += head
-            pending += body
-            tail.pending_count += 1
-            tail.count += 1
-            self._appended += 8 + len(body)
-            target = self._appended
+            log = self._log  # the WAL writer and the tail's decoder both read it
+            log += _pack_frame(len(body), _crc(body))
+            log += body
             self._versions[no] = version
             self._next_seq = seq + 1
-            busy = len(wal) > self._wal_limit
-            full = tail.count >= self._checkpoint_every
+            busy = len(log) > self._busy_at
+            full = seq >= self._seal_at
+            if self._always:
+                target = self._stream_end()
         if self._always:
             self._write_wal(sync=True, target=target)
         elif busy:
@@ -590,14 +588,13 @@ class EventStore:
                     raise
                 finally:
                     del versions
-                buffered = self._wal_buf
-                self._wal_buf = bytearray()
-                self._appended += sum(memoryview(p).nbytes for p in pieces)
-                upto = self._appended
+                buffered = self._take_unwritten()
+                self._stream_base += sum(memoryview(p).nbytes for p in pieces)
+                upto = self._stream_end()
                 self._tail.add_batch(record_batch)
                 self._last_rec = rec
                 self._next_seq = first + n
-                full = self._tail.count >= self.settings.checkpoint_every_events
+                full = first + n - 1 >= self._seal_at
             # Still under the io lock: nothing can be written between the buffered single
             # appends and this record, so the file stays in sequence order.
             if self._storage.durable:
@@ -766,6 +763,25 @@ class EventStore:
 
     # -- durability ----------------------------------------------------------------------
 
+    def _stream_end(self) -> int:
+        """Bytes ever put in the WAL stream (single records and batches), under _lock."""
+        tail = self._tail
+        return self._stream_base + tail.dropped + len(tail.log)
+
+    def _take_unwritten(self) -> bytearray:
+        """The single records no WAL write has taken yet, under _lock."""
+        data = self._tail.take_unwritten()
+        self._busy_at = self._tail.written + self._wal_limit
+        return data
+
+    def _new_tail(self, first: int) -> None:
+        """An empty tail whose first event will have sequence ``first``, under _lock."""
+        self._tail = Tail()
+        self._log = self._tail.log
+        self._busy_at = self._wal_limit
+        self._tail_first = first
+        self._seal_at = first + self._checkpoint_every - 1
+
     def _write_wal(self, *, sync: bool, target: int | None = None) -> None:
         """Write the WAL buffer out (and fsync it if ``sync``): one caller writes for all.
 
@@ -776,9 +792,8 @@ class EventStore:
             if target is not None and sync and self._synced >= target:
                 return
             with self._lock:
-                data = self._wal_buf
-                self._wal_buf = bytearray()
-                upto = self._appended
+                data = self._take_unwritten()
+                upto = self._stream_end()
                 next_seq = self._next_seq
                 if self._closed and not data:
                     return
@@ -813,7 +828,7 @@ class EventStore:
             if self._failed is not None:
                 return
             try:
-                if self._wal_buf or (sync and self._synced < self._appended):
+                if self._tail.unwritten or (sync and self._synced < self._stream_end()):
                     self._write_wal(sync=sync)
             except StorageError:
                 return
@@ -826,7 +841,7 @@ class EventStore:
         """
         if self._closed or self.read_only or not self._storage.durable:
             return
-        self._write_wal(sync=True, target=self._appended)  # nothing new: no fsync
+        self._write_wal(sync=True, target=self._stream_end())  # nothing new: no fsync
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Seal the tail into a Parquet segment; returns what was sealed (or None if empty).
@@ -846,11 +861,10 @@ class EventStore:
         with self._io_lock, self._lock:
             if self._refuse:
                 self._refuse_write()
-            if self._tail.count == 0:
+            if self._next_seq == self._tail_first:
                 return None
             started = time.perf_counter()
-            data = self._wal_buf
-            self._wal_buf = bytearray()
+            data = self._take_unwritten()
             try:
                 if data:
                     self._storage.write_log(data)
@@ -868,8 +882,8 @@ class EventStore:
             self._segments.append(pa.Table.from_batches([batch]))
             self._segment_last.append(through)
             self._reader.seal(batch, order)
-            self._tail = Tail()
-            self._synced = self._appended
+            self._synced = self._stream_base = self._stream_end()
+            self._new_tail(through + 1)
             # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
             # reuse; handing them back makes a sealed store's RSS its segments (1M events:
             # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
@@ -920,7 +934,7 @@ class EventStore:
             count = len(self._segments)
             batch = one_batch(stored)
             reader = Reader(self._keys)
-            reader.index.expect(batch.num_rows + self._tail.count)
+            reader.index.expect(batch.num_rows + self._next_seq - self._tail_first)
             reader.add_segment(batch, self._intern_entities(batch.column("entity_id")))
             reader.finish_open()
             reader.sync(self._tail)
@@ -1692,7 +1706,7 @@ class EventStore:
                 + reader.nbytes()
                 + self._keys.nbytes()
                 + self._snapshots.nbytes()
-                + len(self._wal_buf)
+                + len(self._log)
                 + 8 * len(self._versions)
             )
             return {
@@ -1703,9 +1717,9 @@ class EventStore:
                 "last_sequence": self._next_seq - 1,
                 "segments": len(self._segments),
                 "sealed_events": sum(t.num_rows for t in self._segments),
-                "tail_events": self._tail.count,
+                "tail_events": self._next_seq - self._tail_first,
                 "wal_bytes": self._storage.wal_bytes(),
-                "wal_bytes_buffered": len(self._wal_buf),
+                "wal_bytes_buffered": self._tail.unwritten,
                 "snapshots": self._snapshots.count,
                 "memory_bytes": memory,
                 "partitions": self._partitions,
