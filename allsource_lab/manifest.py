@@ -124,6 +124,18 @@ def write_whole(path: Path, data: Any) -> int:
     return fd
 
 
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` and any missing parents durably: the folder holding each new name
+    is fsynced, so a power cut cannot take a folder back after this returns."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        fsync_folder(new.parent)
+
+
 def fsync_folder(folder: Path) -> None:
     """fsync a directory so that names created, renamed or removed in it are durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

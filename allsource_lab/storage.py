@@ -23,7 +23,7 @@ import pyarrow as pa
 from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
 from allsource_lab.kernels import frames
 from allsource_lab.lock import StoreLock
-from allsource_lab.manifest import Manifest, fsync_folder, replace_file, write_whole
+from allsource_lab.manifest import Manifest, fsync_folder, make_folder, replace_file, write_whole
 from allsource_lab.records import (
     KIND_BATCH,
     KIND_SINGLE,
@@ -203,7 +203,7 @@ class FolderStorage(Storage):
         else:
             try:
                 for folder in (path, self.wal_dir, self.segment_dir):
-                    folder.mkdir(parents=True, exist_ok=True)
+                    make_folder(folder)
             except OSError as exc:
                 raise StorageError(f"cannot create the store folder {path}: {exc}") from exc
         self.lock = StoreLock(path)
@@ -540,13 +540,10 @@ class FolderStorage(Storage):
                 final.unlink()
                 fsync_folder(folder)
             return
-        new = not folder.exists()
-        folder.mkdir(exist_ok=True)
+        make_folder(folder)
         encoded = name.encode()
         record = frame_record(len(encoded).to_bytes(4, "little") + encoded + body)
         replace_file(final, record)
-        if new:
-            fsync_folder(self.path)  # type: ignore[arg-type]
 
     def _load_log(self, path: Path) -> tuple[list[bytes], list[str]]:
         try:
@@ -565,16 +562,14 @@ class FolderStorage(Storage):
 
     def _append_log(self, path: Path, bodies: list[bytes]) -> None:
         """Append framed records and fsync (the folder too, the first time)."""
-        folder = path.parent
-        new = not folder.exists()
-        folder.mkdir(exist_ok=True)
+        make_folder(path.parent)
+        new = not path.exists()
         with open(path, "ab") as f:
             f.write(b"".join(frame_record(b) for b in bodies))
             f.flush()
             os.fsync(f.fileno())
         if new:
-            fsync_folder(folder)
-            fsync_folder(self.path)  # type: ignore[arg-type]
+            fsync_folder(path.parent)  # the new file's name
 
     def wal_bytes(self) -> int:
         total = 0
