@@ -4,12 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: lab test test-slow check bench clean venv
+.PHONY: lab test test-slow test-ui extension check bench clean venv node
 
-$(STAMP): pyproject.toml
+# An editable install leaves out the wheel's data-files, among them the prebuilt
+# JupyterLab extension, so the same folder is made here: links to the build in
+# allsource_lab/labextension (live across rebuilds) and install.json beside them, which
+# is what makes `jupyter labextension list` say "(python, allsource-lab)". A symlink of the
+# whole folder (`jupyter labextension develop`) would lack install.json: every build
+# deletes and rewrites allsource_lab/labextension.
+LABEXT := $(VENV)/share/jupyter/labextensions/allsource-lab-extension
+BUILT := $(CURDIR)/allsource_lab/labextension
+
+$(STAMP): pyproject.toml install.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	rm -rf $(LABEXT) && mkdir -p $(LABEXT)
+	ln -s $(BUILT)/package.json $(LABEXT)/package.json
+	ln -s $(BUILT)/static $(LABEXT)/static
+	cp install.json $(LABEXT)/install.json
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,13 +38,55 @@ lab: $(STAMP)
 	@test -d $(DEMO) || $(BIN)/allsource demo $(DEMO)
 	ALLSOURCE_DEFAULT_STORE=$(DEMO) $(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
 
+# Node.js (20) is needed for the extension's jest tests and builds, never by Python.
+NPM_CHECK = @command -v npm >/dev/null 2>&1 || { \
+	echo "error: npm not found. The JupyterLab extension's tests and build need Node.js 20"; \
+	echo "  with npm (Debian/Ubuntu: apt-get install nodejs npm, or https://nodejs.org)."; \
+	echo "  The Python tests alone: $(BIN)/python -m pytest"; exit 1; }
+
+# npm ci wipes and reinstalls node_modules, so it runs again only when the lock changes
+# (the stamp lives inside node_modules: deleting that folder also reruns it).
+NODE_STAMP := extension/node_modules/.npm-ci-stamp
+$(NODE_STAMP): extension/package-lock.json
+	$(NPM_CHECK)
+	cd extension && npm ci --no-audit --no-fund
+	@touch $@
+
+node: $(NODE_STAMP)
+
+# Rebuild the prebuilt extension (allsource_lab/labextension, committed) from extension/.
+extension: $(NODE_STAMP)
+	$(NPM_CHECK)
+	cd extension && npm run build
+
 # Every test but the long torture runs, the doctests, and the example notebooks (nbval,
-# strict: every output compared, after notebooks/nbval_sanitize.cfg's substitutions).
-test: $(STAMP)
+# strict: every output compared, after notebooks/nbval_sanitize.cfg's substitutions);
+# then the extension's jest tests, which render the fixtures the Python tests check.
+test: $(STAMP) $(NODE_STAMP)
+	$(NPM_CHECK)
 	$(BIN)/python -m pytest -q -m "not slow" --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider tests allsource_lab notebooks
+	cd extension && npm test
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -p no:cacheprovider tests
+
+# The browser test: a real JupyterLab with the extension, driven by Playwright in the
+# system's Chromium (Playwright's own browser download is skipped: CI has no route to it).
+UI_STAMP := ui-tests/node_modules/.npm-ci-stamp
+$(UI_STAMP): ui-tests/package-lock.json
+	$(NPM_CHECK)
+	cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+test-ui: $(STAMP) $(UI_STAMP)
+	$(NPM_CHECK)
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "using $$(command -v chromium)"; \
+	else \
+		echo "chromium not found: installing the Debian package (apt-get install chromium)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+	cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
 check: $(STAMP)
 	$(BIN)/ruff check allsource_lab tests
@@ -42,4 +97,4 @@ bench: $(STAMP)
 	$(BIN)/python -m allsource_lab.bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info extension/node_modules ui-tests/node_modules

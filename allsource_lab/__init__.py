@@ -123,6 +123,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is in the package (for
+    ``jupyter labextension develop``; a wheel installs it as data-files)."""
+    return [{"src": "labextension", "dest": "allsource-lab-extension"}]
+
+
 def __getattr__(name: str) -> Any:
     # SqlProjection needs DuckDB (~0.15 s to import): loaded when first asked for.
     if name == "SqlProjection":

@@ -23,6 +23,7 @@ from allsource_lab.display_views import (
     CheckpointView,
     CompactionView,
     CompatibilityView,
+    EventsView,
     IngestView,
     IntegrityView,
     PipelinesView,
@@ -37,6 +38,8 @@ from allsource_lab.display_views import (
     StoreView,
     TableView,
     WindowView,
+    previous_state,
+    states_after,
 )
 
 SCHEMA = json.loads(resources.files("allsource_lab").joinpath("display_schema.json").read_text())
@@ -190,6 +193,153 @@ def test_a_single_event_or_a_list_of_them_displays_as_events(shop):
     (event,) = shop.events(limit=1)
     assert valid(bundle(event))["table"]["total"] == 1
     assert valid(bundle("events", [event, event]))["table"]["total"] == 2
+
+
+def rfc7386(target: Any, patch: Any) -> Any:
+    """JSON Merge Patch as RFC 7386 §2 writes it (the brute-force reference)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = rfc7386(result.get(key), value)
+    return result
+
+
+def brute_fold(events: list[Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for event in sorted(events, key=lambda e: e.version):
+        state = rfc7386(state, json.loads(event.payload_json))
+    return state
+
+
+@pytest.fixture
+def history(tmp_path) -> Any:
+    """Three entities with nested payloads, removals (null), event times out of order and
+    part of the history sealed in a segment; recorded in three rounds."""
+    store = asl.open(tmp_path / "history.events")
+    rounds = []
+    for r in range(3):
+        for i in range(12):
+            entity = f"cart-{i % 3}"
+            payload: dict[str, Any] = {"round": r, "items": {f"sku-{i}": i, f"sku-{i - 3}": None}}
+            if i % 4 == 0:
+                payload["note"] = None if r else f"note {i}"
+            # Event times run backwards within a round, so an as_of cut skips versions.
+            minute = 10 + 12 * r + (11 - i)
+            store.append(
+                "cart.changed", entity, payload, timestamp=f"2026-01-01T12:{minute:02d}:00Z"
+            )
+        rounds.append(store.events(reverse=True, limit=1).first(1)[0].recorded_at)
+        if r == 0:
+            store.checkpoint()
+    yield store, rounds
+    store.close()
+
+
+def test_each_event_row_carries_its_entitys_state_right_after_it(history):
+    store, rounds = history
+    everything = list(store.events())
+    frames = [
+        store.events(),
+        store.events(entity_id="cart-1"),
+        store.events(reverse=True, limit=7),
+        store.events(as_of="2026-01-01T12:30:00Z"),
+        store.events(known_at=rounds[1]),
+        store.events(as_of="2026-01-01T12:40:00Z", known_at=rounds[0], event_type="cart.changed"),
+    ]
+    for frame in frames:
+        doc = valid(bundle(frame, limit=0))
+        rows, states = doc["table"]["rows"], doc["states"]
+        assert len(states) == len(rows) == len(frame)
+        for row, state in zip(rows, states, strict=True):
+            entity, version = row[3], row[4]
+            upto = [e for e in everything if e.entity_id == entity and e.version <= version]
+            assert state == brute_fold(upto), (entity, version)
+    # The state after an entity's newest event is its current state.
+    last = valid(bundle(store.events(entity_id="cart-2", reverse=True, limit=1)))
+    assert last["states"] == [store.state("cart-2")]
+    # Only the rows shown carry a state.
+    assert len(valid(bundle(store.events(), limit=5))["states"]) == 5
+
+
+def test_row_states_fold_upcast_payloads_as_the_state_does(store_with_upcaster):
+    doc = valid(bundle(store_with_upcaster.events(entity_id="u1")))
+    assert doc["states"] == [
+        {"first": "Ann", "last": "Lee"},
+        {"first": "Ann", "last": "Lee", "vip": True},
+    ]
+    assert doc["states"][-1] == store_with_upcaster.state("u1")
+
+
+@pytest.fixture
+def store_with_upcaster() -> Any:
+    store = asl.open()
+    store.schemas.register("user.joined", {"type": "object", "required": ["name"]})
+    store.append("user.joined", "u1", {"name": "Ann Lee"})
+    store.schemas.register("user.joined", {"type": "object"}, compatibility="NONE")
+    store.append("user.joined", "u1", {"vip": True})
+
+    @store.schemas.upcaster("user.joined", 1)
+    def split_name(payload: dict[str, Any]) -> dict[str, Any]:
+        first, _, last = payload.pop("name").partition(" ")
+        return {**payload, "first": first, "last": last}
+
+    yield store
+    store.close()
+
+
+def test_events_without_a_store_have_null_states_and_a_list_may_name_its_store(shop):
+    events = list(shop.events(entity_id="order-1"))
+    assert valid(bundle(events[-1]))["states"] == [None]
+    assert valid(bundle("events", events))["states"] == [None, None, None]
+    with_store = valid(bundle(EventsView(events, source=shop)))["states"]
+    assert with_store[-1] == shop.state("order-1") and with_store[0] == events[0].payload
+
+
+def test_row_states_are_left_null_past_the_version_limit(shop):
+    events = list(shop.events(entity_id="order-1"))
+    assert states_after(shop, events, max_versions=2) == [
+        brute_fold(events[:1]),
+        brute_fold(events[:2]),
+        None,
+    ]
+    assert states_after(asl.open(), events) == [None, None, None]  # not in that store
+
+
+def test_a_state_carries_the_state_before_its_last_version(history):
+    store, rounds = history
+    moments = [
+        (None, None),
+        ("2026-01-01T12:30:00Z", None),  # cart-0: versions 1-4 and 6-8 (5 comes later)
+        ("2026-01-01T12:40:00Z", rounds[0]),
+        (None, rounds[1]),
+        ("2026-01-01T12:25:00Z", rounds[2]),
+        ("2026-01-01T12:12:00Z", None),  # a single version of each
+    ]
+    for entity in ("cart-0", "cart-1", "cart-2"):
+        for as_of, known_at in moments:
+            visible = list(store.events(entity_id=entity, as_of=as_of, known_at=known_at))
+            view = StateView.of(store, entity, as_of=as_of, known_at=known_at)
+            doc = valid(bundle(view))
+            assert doc["state"] == brute_fold(visible) == store.state(entity, as_of, known_at)
+            top = max(e.version for e in visible)
+            assert doc["entity_version"] == top
+            before = [e for e in visible if e.version != top]
+            assert doc["previous_state"] == (brute_fold(before) if before else None)
+    gappy = store.events(entity_id="cart-0", as_of="2026-01-01T12:30:00Z")
+    assert [e.version for e in gappy] == [1, 2, 3, 4, 6, 7, 8]
+    single = StateView.of(store, "cart-0", as_of="2026-01-01T12:12:00Z")
+    assert single.version == 4 and single.previous_state is None
+
+
+def test_the_first_version_has_no_previous_state(shop):
+    doc = valid(bundle(StateView.of(shop, "order-0", as_of="2026-01-01T12:00:00Z")))
+    assert doc["entity_version"] == 1 and doc["previous_state"] is None
+    assert previous_state(shop, "order-0", max_versions=2) is None  # 3 versions: past it
+    assert valid(bundle("state", {"entity_id": "x", "state": {}}))["previous_state"] is None
 
 
 # -- the other kinds ------------------------------------------------------------------------

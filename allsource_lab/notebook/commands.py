@@ -107,7 +107,7 @@ def append(ctx: Context, args: argparse.Namespace) -> Outcome:
         event_id=args.event_id,
         expected_version=args.expected_version,
     )
-    return Outcome(EventsView([event], store=ctx.info()), event)
+    return Outcome(EventsView([event], store=ctx.info(), source=store), event)
 
 
 def events(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -128,15 +128,11 @@ def events(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 def state(ctx: Context, args: argparse.Namespace) -> Outcome:
-    """``state ENTITY [--as-of] [--known-at]``, with the last version folded in."""
-    store = ctx.store()
-    folded = store.state(args.entity_id, as_of=args.as_of, known_at=args.known_at)
-    last = store.events(
-        entity_id=args.entity_id, as_of=args.as_of, known_at=args.known_at, reverse=True, limit=1
-    ).first(1)
-    version = last[0].version if last else None
-    view = StateView(args.entity_id, folded, args.as_of, args.known_at, version, store=ctx.info())
-    return Outcome(view, folded)
+    """``state ENTITY [--as-of] [--known-at]``, with the last version folded in and the
+    state before it."""
+    view = StateView.of(ctx.store(), args.entity_id, as_of=args.as_of, known_at=args.known_at)
+    view.store = ctx.info()
+    return Outcome(view, view.state)
 
 
 def sql(ctx: Context, args: argparse.Namespace) -> Outcome:
