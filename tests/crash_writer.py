@@ -48,6 +48,8 @@ def warm_up(asl: object, fsync: str) -> None:
         store.append("warm", "w", {"run": -1, "op": 1})
         store.state("w", as_of=dt.datetime.now(dt.UTC))
         store.snapshot("w")
+        store.checkpoint()
+        store.compact()
         store.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -67,23 +69,30 @@ def main() -> None:
     command = sys.stdin.readline().split(maxsplit=1)
     if not command or command[0] != "go":
         return
-    # The writer's profile follows from its run number, so that any three writers in a row
-    # cover all three. "quiet": paced single appends, no checkpoints - nothing but the
+    # The writer's profile follows from its run number, so that any four writers in a row
+    # cover all four. "quiet": paced single appends, no checkpoints - nothing but the
     # fsync policy (per append, or the interval flusher) puts acknowledged events on disk.
     # "checkpoints": singles and batches with frequent checkpoints, so kills land in them.
     # "rotation": singles and batches over small WAL files, so kills land in rotations.
-    profile = ("quiet", "checkpoints", "rotation")[seed % 3]
+    # "compaction": frequent checkpoints and compactions, so kills land in compactions.
+    profile = ("quiet", "checkpoints", "rotation", "compaction")[seed % 4]
     quiet = profile == "quiet"
     store = asl.open(
         command[1].strip(),
         fsync=fsync,
         fsync_interval_s=0.1,
-        checkpoint_every_events={"quiet": 10**9, "checkpoints": 300, "rotation": 3_000}[profile],
+        checkpoint_every_events={
+            "quiet": 10**9,
+            "checkpoints": 300,
+            "rotation": 3_000,
+            "compaction": 150,
+        }[profile],
         wal_segment_bytes=16 * 1024 if profile == "rotation" else 64 * 1024 * 1024,
         snapshot_every_versions=4,
     )
     batch_share = 0.0 if quiet else 0.35
     checkpoint_share = 0.0 if quiet else 0.03
+    compaction_share = 0.01 if profile == "compaction" else 0.0
     out.write("ready\n")
     out.flush()
     op = 0
@@ -93,6 +102,9 @@ def main() -> None:
             # appending thread itself, which would hide a flusher that never runs.
             time.sleep(0.0005)
         roll = rng.random()
+        if roll < compaction_share:
+            store.compact()
+            continue
         if roll < checkpoint_share:
             store.checkpoint()
             continue
