@@ -372,10 +372,6 @@ class FolderStorage(Storage):
         redundant (and skipped on replay if their deletion did not happen).
         """
         assert self.manifest is not None
-        # The old WAL file needs no fsync: its events are sealed into a segment (fsynced)
-        # before the manifest that makes them live, and until then an unsynced WAL is no
-        # worse than the fsync policy already allowed.
-        self.wal.rotate(through + 1, sync=False)
         ordered, order = sort_for_segment(table)
         data = encode_segment(
             ordered,
@@ -388,7 +384,12 @@ class FolderStorage(Storage):
         )
         self._commit(info.file, data, manifest)
         self.manifest = manifest
-        self.wal.remove_before_current()
+        # Past the commit nothing may fail the checkpoint (it happened): a WAL file that
+        # cannot be started or removed now is left for the next one. The old file needs
+        # no fsync: every event in it is sealed.
+        with contextlib.suppress(OSError):
+            self.wal.rotate(through + 1, sync=False)
+            self.wal.remove_before_current()
         return ordered, order
 
     def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
@@ -425,19 +426,28 @@ class FolderStorage(Storage):
         """
         root: Path = self.path  # type: ignore[assignment]
         temp = root / "manifest.json.tmp"
-        segment_fd = write_whole(self.segment_dir / name, data)
+        segment = self.segment_dir / name
         try:
-            manifest_fd = write_whole(temp, manifest.to_bytes())
+            segment_fd = write_whole(segment, data)
             try:
-                _fsync_together(
-                    lambda: os.fsync(segment_fd),
-                    lambda: fsync_folder(self.segment_dir),
-                    lambda: os.fsync(manifest_fd),
-                )
+                manifest_fd = write_whole(temp, manifest.to_bytes())
+                try:
+                    _fsync_together(
+                        lambda: os.fsync(segment_fd),
+                        lambda: fsync_folder(self.segment_dir),
+                        lambda: os.fsync(manifest_fd),
+                    )
+                finally:
+                    os.close(manifest_fd)
             finally:
-                os.close(manifest_fd)
-        finally:
-            os.close(segment_fd)
+                os.close(segment_fd)
+        except OSError:
+            # Not committed: the half-written files go now (a full disk gets its room
+            # back); open would remove them as orphans anyway.
+            for path in (segment, temp):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
         os.replace(temp, root / "manifest.json")
         fsync_folder(root)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -74,6 +75,18 @@ _pack_frame = FRAME.pack
 _time_ns = time.time_ns
 
 _open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
+
+
+class _DiskFull(StorageError):
+    """No room on the disk (ENOSPC, EDQUOT): writes resume once there is."""
+
+
+def _disk_full(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
 
 
 def _max_int(column: pa.Array | pa.ChunkedArray) -> int:
@@ -177,6 +190,10 @@ class EventStore:
         # Bytes ever put in the WAL stream = _stream_base + the tail log's (dropped + len).
         self._stream_base = 0
         self._synced = 0  # of those, bytes written and fsynced
+        # WAL bytes a full disk refused, in order: written before anything newer, and
+        # until they are, the store takes no writes (see _retry_full_disk).
+        self._wal_retry = bytearray()
+        self._disk_full: OSError | None = None
         self._reader = Reader(self._keys)
         self._hot = HotStates(settings.state_cache_entities)
         self._sql: Any = None  # DuckDB connection, made on first use
@@ -479,7 +496,18 @@ class EventStore:
         self._entities[entity_id] = ent  # type: ignore[index]
         return ent
 
-    def _refuse_write(self) -> None:
+    def _refuse_write(self, io_held: bool = False) -> None:
+        """Raise the reason writes are refused, under _lock; returns only if a full disk
+        has room again (``io_held``: the caller holds _io_lock too)."""
+        if self._disk_full is not None and self._failed is None and not self._closed:
+            if self._retry_full_disk(io_held):
+                return
+            raise StorageError(
+                f"the disk is full ({self._disk_full}); no write is accepted until there is "
+                "room. Acknowledged events are safe: those not yet on disk are kept in "
+                "memory and written first once space is freed (the next write or "
+                "store.flush() tries again)"
+            )
         if self._failed is not None:
             raise StorageError(
                 f"the store stopped accepting writes after a disk error ({self._failed}); "
@@ -488,6 +516,59 @@ class EventStore:
         if self.read_only:
             raise StorageError("the store was opened with read_only=True; open it for writing")
         raise StorageError("the store is closed; open it again with asl.open(...)")
+
+    def _retry_full_disk(self, io_held: bool) -> bool:
+        """Write the bytes a full disk refused; True if they are written (under _lock)."""
+        if not io_held and not self._io_lock.acquire(blocking=False):
+            return False  # a writer is busy: the next call tries again
+        try:
+            self._storage.write_log(self._wal_retry)
+        except OSError as exc:
+            if not _disk_full(exc):
+                self._failed = exc
+            return False
+        finally:
+            if not io_held:
+                self._io_lock.release()
+        self._wal_retry = bytearray()
+        self._disk_full = None
+        self._refuse = False
+        return True
+
+    def _write_log(self, *pieces: Any, locked: bool = False) -> None:
+        """Write WAL bytes after any a full disk refused earlier (under _io_lock, and
+        under _lock too if ``locked``).
+
+        Raises:
+            _DiskFull: no room; the bytes are kept and nothing more is accepted until a
+                later write (or flush) gets them out.
+            OSError: any other failure (the caller stops the store).
+        """
+        if self._wal_retry:
+            pieces = (self._wal_retry, *pieces)
+        try:
+            self._storage.write_log(*pieces)
+        except OSError as exc:
+            if not _disk_full(exc):
+                raise
+            kept = bytearray()
+            for piece in pieces:
+                kept += memoryview(piece).cast("B")
+            with contextlib.nullcontext() if locked else self._lock:
+                self._wal_retry = kept
+                self._disk_full = exc
+                self._refuse = True
+            raise _DiskFull(
+                f"the disk is full ({exc}); the store takes no writes until there is room. "
+                "Acknowledged events are safe: those not yet on disk are kept in memory "
+                "and written first once space is freed (the next write or store.flush() "
+                "tries again)"
+            ) from exc
+        if self._wal_retry:
+            with contextlib.nullcontext() if locked else self._lock:
+                self._wal_retry = bytearray()
+                self._disk_full = None
+                self._refuse = self._closed or self.read_only or self._failed is not None
 
     # -- batches -------------------------------------------------------------------------
 
@@ -547,7 +628,7 @@ class EventStore:
         with self._io_lock:
             with self._lock:
                 if self._refuse:
-                    self._refuse_write()
+                    self._refuse_write(io_held=True)
                 if batch.event_id_given is not None:
                     kept, dup_seqs = retries.split_batch(
                         batch,
@@ -599,10 +680,12 @@ class EventStore:
             # appends and this record, so the file stays in sequence order.
             if self._storage.durable:
                 try:
-                    self._storage.write_log(buffered, *pieces)
+                    self._write_log(buffered, *pieces)
                     if self._always:
                         self._storage.sync_log()
                         self._synced = upto
+                except _DiskFull:
+                    raise
                 except OSError as exc:
                     self._fail(exc)
         if full:
@@ -798,13 +881,21 @@ class EventStore:
                 if self._closed and not data:
                     return
             try:
-                if data:
-                    self._storage.write_log(data)
+                if data or self._wal_retry:
+                    self._write_log(data)
                 if sync:
                     self._storage.sync_log()
                     self._synced = upto
                 if self._storage.log_size() > self.settings.wal_segment_bytes:
-                    self._storage.rotate_log(next_seq)
+                    try:
+                        self._storage.rotate_log(next_seq)
+                    except OSError as exc:
+                        # No room for a new WAL file: the current one goes on growing
+                        # (rotation is housekeeping) and the next write tries again.
+                        if not _disk_full(exc):
+                            raise
+            except _DiskFull:
+                raise
             except OSError as exc:
                 self._fail(exc)
 
@@ -828,8 +919,14 @@ class EventStore:
             if self._failed is not None:
                 return
             try:
-                if self._tail.unwritten or (sync and self._synced < self._stream_end()):
+                if (
+                    self._tail.unwritten
+                    or self._wal_retry
+                    or (sync and self._synced < self._stream_end())
+                ):
                     self._write_wal(sync=sync)
+            except _DiskFull:
+                continue  # try again next interval: the store works once there is room
             except StorageError:
                 return
 
@@ -860,20 +957,32 @@ class EventStore:
     def _seal(self) -> dict[str, Any] | None:
         with self._io_lock, self._lock:
             if self._refuse:
-                self._refuse_write()
+                self._refuse_write(io_held=True)
             if self._next_seq == self._tail_first:
                 return None
             started = time.perf_counter()
             data = self._take_unwritten()
+            if data or self._wal_retry:
+                try:
+                    self._write_log(data, locked=True)
+                except _DiskFull:
+                    raise
+                except OSError as exc:
+                    self._fail(exc)
             try:
-                if data:
-                    self._storage.write_log(data)
                 self._reader.sync(self._tail)
                 table = self._tail.table()
                 through = self._next_seq - 1
                 ordered, order = self._storage.seal(table, through, self.settings)
             except OSError as exc:
+                if _disk_full(exc):
+                    raise _DiskFull(
+                        f"checkpoint found the disk full ({exc}); nothing was sealed and "
+                        "nothing acknowledged was lost (the WAL holds it). Free space; the "
+                        "next checkpoint tries again"
+                    ) from exc
                 self._failed = exc
+                self._refuse = True
                 raise StorageError(
                     f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
                     "WAL still holds it. Free space or fix the disk, then reopen."
@@ -920,7 +1029,7 @@ class EventStore:
         started = time.perf_counter()
         with self._io_lock, self._lock:
             if self._refuse:
-                self._refuse_write()
+                self._refuse_write(io_held=True)
             if len(self._segments) < 2:
                 return None
             merged = pa.concat_tables(self._segments)

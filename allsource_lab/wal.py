@@ -8,6 +8,8 @@ about what a body means (``records.py`` does).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -94,7 +96,14 @@ class WriteAheadLog:
     def _start(self, first_sequence: int) -> None:
         path = self.folder / self.file_name(first_sequence)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.write(fd, MAGIC)
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError(errno.ENOSPC, "short write of the WAL file header")
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         # The new name is made durable by the first sync() that needs it: until a record
         # in this file is acknowledged, losing the file (or a torn magic, which the scan
         # treats as a torn tail) loses nothing. Saves two fsyncs per checkpoint.
@@ -107,9 +116,15 @@ class WriteAheadLog:
         return self._size
 
     def write(self, *pieces: Any) -> None:
-        """Write buffers, in order, at the end of the current file (no fsync)."""
+        """Write buffers, in order, at the end of the current file (no fsync).
+
+        All or nothing: if a write fails part way (a full disk), the file is cut back to
+        where it was, so a later write continues after whole records only. The OSError is
+        raised as it came; if the cut itself fails, a StorageError says to reopen.
+        """
         fd = self._require_fd()
         views = [memoryview(p).cast("B") for p in pieces if len(memoryview(p).cast("B"))]
+        start = self._size
         try:
             while views:
                 n = os.writev(fd, views[:_IOV_MAX])
@@ -121,10 +136,17 @@ class WriteAheadLog:
                 if n:
                     views[0] = views[0][n:]
         except OSError as exc:
-            raise StorageError(
-                f"writing the WAL {self.current} failed ({exc}); nothing after the last "
-                "acknowledged event was kept — free space or fix the disk, then reopen"
-            ) from exc
+            if self._size != start:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError as cut:
+                    raise StorageError(
+                        f"writing the WAL {self.current} failed ({exc}) and the part written "
+                        f"could not be cut off ({cut}); reopen the store once the disk is "
+                        "healthy (recovery cuts it off then)"
+                    ) from exc
+                self._size = start
+            raise
 
     def sync(self) -> None:
         """fsync the current file (and, the first time, the folder that names it)."""
@@ -139,12 +161,17 @@ class WriteAheadLog:
         ``sync=False`` skips the fsync of the closed file when everything in it is
         already synced or about to be sealed elsewhere (a checkpoint).
         """
-        if self._fd is not None:
-            if sync:
-                self.sync()
-            os.close(self._fd)
-            self._fd = None
-        self._start(next_sequence)
+        old = self._fd
+        if old is not None and sync:
+            self.sync()
+        self._fd = None
+        try:
+            self._start(next_sequence)  # on failure the old file stays the current one
+        except BaseException:
+            self._fd = old
+            raise
+        if old is not None:
+            os.close(old)
 
     def remove_before_current(self) -> int:
         """Delete every file older than the current one; returns how many."""
