@@ -32,6 +32,9 @@ class SegmentInfo:
     last_sequence: int
     bytes: int
     sha256: str
+    # CRC32C of each BLOCK_BYTES block, so that damage is placed to within a block (empty
+    # in manifests written before they were kept).
+    blocks: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class Manifest:
                     "last_sequence": s.last_sequence,
                     "bytes": s.bytes,
                     "sha256": s.sha256,
+                    **({"blocks": list(s.blocks)} if s.blocks else {}),
                 }
                 for s in self.segments
             ],
@@ -80,7 +84,10 @@ class Manifest:
                 )
             if raw.get("format") != FORMAT:
                 raise CorruptionError(f"unknown manifest format {raw.get('format')!r}", path=path)
-            segments = [SegmentInfo(**s) for s in raw.pop("segments")]
+            segments = [
+                SegmentInfo(**{**s, "blocks": tuple(s.get("blocks", ()))})
+                for s in raw.pop("segments")
+            ]
             return cls(segments=segments, **raw)
         except CorruptionError:
             raise

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import crc32c
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,7 +70,18 @@ def segment_info(table: pa.Table, data: pa.Buffer) -> SegmentInfo:
         last_sequence=last,
         bytes=data.size,
         sha256=hashlib.sha256(data).hexdigest(),
+        blocks=block_crcs(data),
     )
+
+
+# Damage in a segment is reported to within one block of this size.
+BLOCK_BYTES = 64 * 1024
+
+
+def block_crcs(data: Any) -> tuple[int, ...]:
+    """CRC32C of each BLOCK_BYTES block of ``data`` (~0.1 ms per MiB)."""
+    view = memoryview(data).cast("B")
+    return tuple(crc32c.crc32c(view[i : i + BLOCK_BYTES]) for i in range(0, len(view), BLOCK_BYTES))
 
 
 def check_segment_bytes(path: Path, data: bytes, info: SegmentInfo) -> str | None:
@@ -76,6 +89,14 @@ def check_segment_bytes(path: Path, data: bytes, info: SegmentInfo) -> str | Non
     if len(data) != info.bytes:
         return f"size is {len(data)} bytes, the manifest says {info.bytes}"
     if hashlib.sha256(data).hexdigest() != info.sha256:
+        if len(info.blocks) == -(-len(data) // BLOCK_BYTES):
+            for i, (want, got) in enumerate(zip(info.blocks, block_crcs(data), strict=True)):
+                if want != got:
+                    end = min(len(data), (i + 1) * BLOCK_BYTES) - 1
+                    return (
+                        f"SHA-256 does not match the manifest: damaged at bytes "
+                        f"{i * BLOCK_BYTES}..{end} (block {i} of {len(info.blocks)})"
+                    )
         return "SHA-256 does not match the manifest"
     return None
 

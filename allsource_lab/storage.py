@@ -487,6 +487,9 @@ class FolderStorage(Storage):
                 problems.extend(
                     f"{log}: {why} at byte {at}" for at, why in read_records(log.read_bytes())[1]
                 )
+        for kind in STATE_KINDS:
+            checked += len(list((self.path / kind).glob("*.state")))  # type: ignore[operator]
+            problems.extend(self.load_states(kind)[1])
         return problems, checked
 
     # -- snapshots -----------------------------------------------------------------------
@@ -524,8 +527,8 @@ class FolderStorage(Storage):
                 continue
             bodies, damaged, end = read_records(data)
             if damaged or len(bodies) != 1 or end != len(data):
-                why = damaged[0][1] if damaged else "not one whole record"
-                problems.append(f"{path}: {why}; it is ignored")
+                at, why = damaged[0] if damaged else (end, "not one whole record")
+                problems.append(f"{path}: {why} at byte {at}; it is ignored")
                 continue
             body = bodies[0]
             size = int.from_bytes(body[:4], "little")
@@ -629,6 +632,10 @@ def _fsync_together(*calls: Callable[[], None]) -> None:
             error = error or exc
     if error is not None:
         raise error
+
+
+# The folders of named state records (projection states, subscription cursors).
+STATE_KINDS = ("projections", "subscriptions")
 
 
 def state_file_name(name: str) -> str:

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import errno
 import os
+import re
 import threading
 import time
 import weakref
@@ -252,9 +253,12 @@ class EventStore:
         self.schemas = SchemaRegistry(self._write_registry)
         bodies, problems = self._storage.load_registry()
         if problems and settings.recovery != "salvage":
+            where = re.search(r"^(.*?): .* at byte (\d+)$", problems[0])
             raise CorruptionError(
-                f"the schema registry is damaged: {problems[0]}; open with "
-                'recovery="salvage" to skip damaged records (their schemas are lost)'
+                f"the schema registry is damaged ({problems[0]}); open with "
+                'recovery="salvage" to skip damaged records (their schemas are lost)',
+                path=None if where is None else where.group(1),
+                offset=None if where is None else int(where.group(2)),
             )
         self.recovery_problems.extend(problems)
         self.recovery_problems.extend(self.schemas.load(bodies))
