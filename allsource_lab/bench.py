@@ -60,9 +60,10 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "checkpoint_singles": ("checkpoint of 1000 events to Parquet, after single appends", "ms"),
     "reopen": ("reopen a store of the table after a clean close (open only)", "s"),
     "reopen_first_in_process": ("reopen, as above, first open in a fresh process", "s"),
-    "memory": ("resident memory per event, store of the table, growth since open", "B/event"),
+    "memory": ("resident memory per event at 10M events (the table 10x), since open", "B/event"),
     "memory_after_warmup": ("as above, growth since a first append + checkpoint", "B/event"),
     "memory_arrow": ("of which Arrow buffers held by the store", "B/event"),
+    "memory_1m": ("resident memory per event at 1M events (the table once), since open", "B/event"),
     "import_open": ("import allsource_lab + open a new store, fresh process", "s"),
     "import_open_append": ("import + open + first append, fresh process", "s"),
     "load_ext_open": ("%load_ext allsource_lab + %allsource open, fresh IPython", "s"),
@@ -422,7 +423,7 @@ import psutil
 import pyarrow as pa
 import allsource_lab as asl
 from allsource_lab.bench import tenths
-source, path = sys.argv[1], sys.argv[2]
+source, path, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
 # The input is read from an Arrow file into exact-size buffers and stays alive throughout,
 # so it counts on neither side of the difference. Built here from Python lists instead, the
 # builders' freed slack stays resident, the store reuses it, and the figure halves.
@@ -437,12 +438,15 @@ store.append_batch(table.slice(0, 100))
 store.checkpoint()
 gc.collect()
 warmed, arrow = rss().rss, pa.total_allocated_bytes()
-for part in tenths(table):
-    store.append_batch(part)
+# The same rows ``copies`` times (zero-copy slices): the store gives each its own
+# sequence, version and event id, so the store holds copies x the table's events.
+for _ in range(copies):
+    for part in tenths(table):
+        store.append_batch(part)
 store.checkpoint()
 gc.collect()
 after, arrow = rss().rss, pa.total_allocated_bytes() - arrow
-n = table.num_rows
+n = table.num_rows * copies
 print(json.dumps([(after - opened) / n, (after - warmed) / n, arrow / n]))
 """
 
@@ -451,12 +455,21 @@ def bench_memory(folder: Path, table: pa.Table) -> list[Figure]:
     source = folder / "memory-input.arrow"
     with pa.OSFile(str(source), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    since_open, since_warm, arrow = run_python(MEMORY_SCRIPT, str(source), str(folder / "memory"))
+    # DESIGN's target is at 10M events, where a store's fixed costs (kernels, writers:
+    # ~40 MB) are ~4 B an event; at 1M they are ~40.
+    since_open, since_warm, arrow = run_python(
+        MEMORY_SCRIPT, str(source), str(folder / "memory"), str(MEMORY_COPIES)
+    )
+    one = run_python(MEMORY_SCRIPT, str(source), str(folder / "memory-1m"), "1")[0]
     return [
         Figure("memory", (since_open,)),
         Figure("memory_after_warmup", (since_warm,)),
         Figure("memory_arrow", (arrow,)),
+        Figure("memory_1m", (one,)),
     ]
+
+
+MEMORY_COPIES = 10  # the memory run's store: the table this many times
 
 
 IMPORT_SCRIPT = """

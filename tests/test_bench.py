@@ -33,6 +33,7 @@ OPERATIONS = {
     "memory",
     "memory_after_warmup",
     "memory_arrow",
+    "memory_1m",
     "import_open",
     "import_open_append",
     "load_ext_open",
