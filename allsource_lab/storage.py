@@ -12,7 +12,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,7 @@ class FolderStorage(Storage):
         if not read_only:
             self.lock.acquire()
         self.wal = WriteAheadLog(self.wal_dir)
+        self._housekeeping: Future[None] | None = None  # what the last checkpoint left
         self.manifest: Manifest | None = None
 
     # -- open --------------------------------------------------------------------------
@@ -372,6 +373,7 @@ class FolderStorage(Storage):
         redundant (and skipped on replay if their deletion did not happen).
         """
         assert self.manifest is not None
+        self.settle()
         ordered, order = sort_for_segment(table)
         data = encode_segment(
             ordered,
@@ -382,21 +384,45 @@ class FolderStorage(Storage):
         manifest = replace(
             self.manifest, segments=[*self.manifest.segments, info], sealed_through=through
         )
-        self._commit(info.file, data, manifest)
+        self._commit(info.file, data, manifest, name_durable=False)
         self.manifest = manifest
         # Past the commit nothing may fail the checkpoint (it happened): a WAL file that
-        # cannot be started or removed now is left for the next one. The old file needs
-        # no fsync: every event in it is sealed.
-        with contextlib.suppress(OSError):
+        # cannot be started now is left for the next one. The old file needs no fsync:
+        # every event in it is sealed.
+        try:
             self.wal.rotate(through + 1, sync=False)
-            self.wal.remove_before_current()
+            redundant = [p for p in self.wal.files() if p != self.wal.current]
+        except OSError:
+            redundant = []
+        # The store folder's fsync (which makes the new manifest's name durable) and then
+        # the removal of the WAL files it made redundant run after the checkpoint returns:
+        # its events were durable in the WAL already, and until that fsync a crash finds
+        # the old manifest and those files still there.
+        root: Path = self.path  # type: ignore[assignment]
+
+        def housekeeping() -> None:
+            fsync_folder(root)
+            for path in redundant:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            # No folder fsync for the removals: a removal lost in a crash leaves a file
+            # whose records are all sealed, and replay skips those by sequence.
+
+        self._housekeeping = _background().submit(housekeeping)
         return ordered, order
+
+    def settle(self) -> None:
+        """Wait for the last checkpoint's background work; raises what it raised."""
+        pending, self._housekeeping = self._housekeeping, None
+        if pending is not None:
+            pending.result()
 
     def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
         """One segment for every sealed event, then a manifest naming only it, then the old
         files removed. A crash before the manifest leaves the new file an orphan; after
         it, the old ones: open removes either, and no event is ever in neither."""
         assert self.manifest is not None
+        self.settle()
         old = [s.file for s in self.manifest.segments]
         ordered, _ = sort_for_segment(table)
         data = encode_segment(
@@ -415,7 +441,9 @@ class FolderStorage(Storage):
         fsync_folder(self.segment_dir)
         return ordered
 
-    def _commit(self, name: str, data: pa.Buffer, manifest: Manifest) -> None:
+    def _commit(
+        self, name: str, data: pa.Buffer, manifest: Manifest, *, name_durable: bool = True
+    ) -> None:
         """Make the segment durable, then the manifest that names it.
 
         The segment goes straight under its final name (until the manifest names it, a
@@ -449,7 +477,8 @@ class FolderStorage(Storage):
                     path.unlink()
             raise
         os.replace(temp, root / "manifest.json")
-        fsync_folder(root)
+        if name_durable:  # otherwise the caller fsyncs root before anything relies on it
+            fsync_folder(root)
 
     # -- checking ----------------------------------------------------------------------
 
@@ -602,6 +631,7 @@ class FolderStorage(Storage):
 
     def close(self) -> None:
         try:
+            self.settle()
             if not self.read_only:
                 self.wal.close()
         finally:
@@ -609,6 +639,17 @@ class FolderStorage(Storage):
 
 
 _fsync_pool: ThreadPoolExecutor | None = None
+_housekeeping_pool: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """One thread for work a checkpoint leaves behind, done in the order it was left."""
+    global _housekeeping_pool
+    if _housekeeping_pool is None:
+        _housekeeping_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="allsource-housekeeping"
+        )
+    return _housekeeping_pool
 
 
 def _fsync_together(*calls: Callable[[], None]) -> None:

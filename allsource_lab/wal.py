@@ -173,17 +173,6 @@ class WriteAheadLog:
         if old is not None:
             os.close(old)
 
-    def remove_before_current(self) -> int:
-        """Delete every file older than the current one; returns how many."""
-        removed = 0
-        for path in self.files():
-            if path != self.current:
-                path.unlink()
-                removed += 1
-        # No folder fsync: a removal that is lost in a crash leaves a file whose records
-        # are all sealed, and replay skips those by sequence.
-        return removed
-
     def close(self) -> None:
         if self._fd is not None:
             try:
