@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: lab test test-slow test-ui extension check bench clean venv node
+.PHONY: lab test test-slow test-ui extension check bench soak clean venv node
 
 # An editable install leaves out the wheel's data-files, among them the prebuilt
 # JupyterLab extension, so the same folder is made here: links to the build in
@@ -95,6 +95,13 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m allsource_lab.bench
+
+# Continuous ingest with checkpoints, compactions, snapshots, reopens and verify() for
+# DURATION seconds, failing on lost events, damage or memory growth past its bound
+# (`make soak DURATION=3600`); the default test run has a 20 s version.
+DURATION ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m allsource_lab.soak --duration $(DURATION) --report soak-report.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info extension/node_modules ui-tests/node_modules

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from allsource_lab.windows import parse_duration
+from allsource_lab.windows import parse_duration, utf8_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +22,7 @@ __all__ = ["Analytics"]
 def _type_name(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be an event type (a non-empty str), not {value!r}")
-    return value
+    return utf8_text(value, name)
 
 
 class Analytics:
@@ -42,7 +42,11 @@ class Analytics:
 
     def frequency(self, event_type: str | None = None, bucket: Any = "1h") -> pd.DataFrame:
         """Events per ``bucket`` (tumbling, empty buckets as 0), per type when
-        ``event_type`` is None."""
+        ``event_type`` is None.
+
+        Raises:
+            ValueError: a bad event type or bucket (see ``store.window``).
+        """
         if event_type is not None:
             _type_name(event_type, "event_type")
         frame: pd.DataFrame = self._store.window(
@@ -56,11 +60,16 @@ class Analytics:
     def summary(self, entity_id: str | None = None) -> pd.DataFrame:
         """Per event type: ``count``, ``entities``, ``first_seen``, ``last_seen`` and
         ``per_hour`` (count over the span from first to last, or the count when they are
-        the same moment); of one entity if ``entity_id`` is given."""
+        the same moment); of one entity if ``entity_id`` is given.
+
+        Raises:
+            ValueError: ``entity_id`` is not text.
+        """
         where, params = "", {}
         if entity_id is not None:
             if not isinstance(entity_id, str):
                 raise ValueError(f"entity_id must be a str, not {entity_id!r}")
+            utf8_text(entity_id, "entity_id")
             where, params = " WHERE entity_id = $entity", {"entity": entity_id}
         frame: pd.DataFrame = self._store.sql(
             "SELECT event_type, count(*) AS count, count(DISTINCT entity_id) AS entities, "
@@ -80,6 +89,9 @@ class Analytics:
         For each ``event_a``, the first ``event_b`` of its entity strictly after it counts
         if it comes within ``within``. One row: ``a_events``, ``followed``, ``rate``,
         ``median_delay_s``, ``mean_delay_s``, ``p95_delay_s``.
+
+        Raises:
+            ValueError: an event type that is not text, or a bad duration.
         """
         a = _type_name(event_a, "event_a")
         b = _type_name(event_b, "event_b")
@@ -107,12 +119,16 @@ class Analytics:
         ``steps[k]`` event after the one that reached step k-1 and within ``within`` of
         entering. One row per step: ``step``, ``event_type``, ``entities``,
         ``conversion`` (of those who entered) and ``step_conversion`` (of the step before).
+
+        Raises:
+            ValueError: ``steps`` is not a non-empty list of event types, or a bad duration.
         """
-        if isinstance(steps, str) or len(steps) < 1:
+        if not isinstance(steps, list | tuple) or len(steps) < 1:
             raise ValueError(f"steps must be a list of event types, not {steps!r}")
         names = [_type_name(s, "each step") for s in steps]
         limit = parse_duration(within, "within")
-        params: dict[str, Any] = {"limit": limit}
+        # $limit only appears from the second step on; DuckDB refuses an unused parameter.
+        params: dict[str, Any] = {"limit": limit} if len(names) > 1 else {}
         ctes = ["s0 AS (SELECT entity_id, min(epoch_us(timestamp)) AS t, "
                 "min(epoch_us(timestamp)) AS t0 FROM events WHERE event_type = $e0 "
                 "GROUP BY entity_id)"]  # fmt: skip

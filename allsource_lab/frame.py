@@ -41,8 +41,15 @@ class Query:
                 raise InvalidEvent(f"{name} must be a string", field=name)
         for name in ("after", "limit"):
             value = getattr(self, name)
-            if value is not None and (type(value) is not int or value < 0):
-                raise InvalidEvent(f"{name} must be an int >= 0, not {value!r}", field=name)
+            # Sequences and counts are int64 in the index: a bigger int cannot be compared.
+            if value is not None and (type(value) is not int or not 0 <= value < 2**63):
+                raise InvalidEvent(
+                    f"{name} must be an int from 0 to 2**63 - 1, not {value!r}", field=name
+                )
+        if not isinstance(self.reverse, bool | np.bool_):
+            raise InvalidEvent(
+                f"reverse must be True or False, not {self.reverse!r}", field="reverse"
+            )
 
 
 class RowSource(Protocol):

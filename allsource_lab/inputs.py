@@ -61,7 +61,8 @@ def check_event_type(value: object, settings: Settings, row: int | None = None) 
         raise InvalidEvent("event_type must not be empty", row=row, field="event_type")
     if len(value) > settings.max_event_type_chars:
         raise InvalidEvent(
-            f"event_type is {len(value)} characters; the limit is {settings.max_event_type_chars}",
+            f"event_type is {len(value)} characters; the limit is "
+            f"{settings.max_event_type_chars} (setting max_event_type_chars)",
             row=row,
             field="event_type",
         )
@@ -90,7 +91,8 @@ def check_entity_id(value: object, settings: Settings, row: int | None = None) -
         raise InvalidEvent("entity_id must not be empty", row=row, field="entity_id")
     if len(raw) > settings.max_entity_id_bytes:
         raise InvalidEvent(
-            f"entity_id is {len(raw)} bytes of UTF-8; the limit is {settings.max_entity_id_bytes}",
+            f"entity_id is {len(raw)} bytes of UTF-8; the limit is "
+            f"{settings.max_entity_id_bytes} (setting max_entity_id_bytes)",
             row=row,
             field="entity_id",
         )
@@ -132,7 +134,25 @@ def _depth_problem(data: bytes, settings: Settings) -> str | None:
     row, code, offset = jsontext.check_objects(
         arr, np.array([0, len(data)], np.int64), settings.max_json_depth
     )
-    return None if row < 0 else f"{jsontext.describe(code)} (at byte {offset})"
+    return None if row < 0 else _json_problem(code, offset, settings)
+
+
+def _json_problem(code: int, offset: int, settings: Settings) -> str:
+    """What ``jsontext.check_objects`` found, with the limit and its setting when too deep."""
+    text = f"{jsontext.describe(code)} (at byte {offset})"
+    if code == jsontext.TOO_DEEP:
+        text += (
+            f"; the limit is {settings.max_json_depth} levels (setting max_json_depth, at "
+            f"most {jsontext.ORJSON_MAX_DEPTH})"
+        )
+    return text
+
+
+def _too_large(size: int, limit: int, field: str) -> str:
+    return (
+        f"is {size} bytes of JSON; the limit is {limit} (setting max_{field}_bytes, e.g. "
+        f"asl.open(path, max_{field}_bytes=...))"
+    )
 
 
 def encode_json_object(
@@ -171,9 +191,7 @@ def encode_json_object(
             arr, np.array([0, len(data)], np.int64), settings.max_json_depth
         )
         if bad_row >= 0:
-            raise InvalidEvent(
-                f"{jsontext.describe(code)} (at byte {offset})", row=row, field=field
-            )
+            raise InvalidEvent(_json_problem(code, offset, settings), row=row, field=field)
     else:
         raise InvalidEvent(
             f"must be a JSON object (a dict or JSON text), not {type(value).__name__}",
@@ -181,11 +199,7 @@ def encode_json_object(
             field=field,
         )
     if len(data) > limit:
-        raise InvalidEvent(
-            f"is {len(data)} bytes of JSON; the limit is {limit} (settings max_{field}_bytes)",
-            row=row,
-            field=field,
-        )
+        raise InvalidEvent(_too_large(len(data), limit, field), row=row, field=field)
     if isinstance(value, dict):
         problem = _depth_problem(data, settings)
         if problem is not None:
@@ -315,8 +329,15 @@ def _columns(data: object) -> tuple[int, dict[str, Any]]:
         for name in _COLUMNS:
             if name in data.columns:
                 series = data[name]
+                if isinstance(series, pd.DataFrame):  # a name given to several columns
+                    raise InvalidEvent(
+                        f"the DataFrame has {series.shape[1]} columns named {name!r}; keep one",
+                        field=name,
+                    )
                 if series.dtype == object:
-                    cols[name] = series.tolist()
+                    # pandas fills a value missing from some rows with NaN (or NA/NaT):
+                    # null, like None, so an optional column may be given for some rows.
+                    cols[name] = series.where(series.notna(), None).tolist()
                 else:
                     try:
                         cols[name] = pa.array(series)
@@ -370,17 +391,45 @@ def _first_null(col: Any) -> int | None:
     return int(pc.index(mask, True).as_py())
 
 
+def _check_utf8(arr: pa.Array, field: str) -> None:
+    """Raise InvalidEvent naming the first row of a string array that is not UTF-8.
+
+    Arrow trusts the buffers of an array built from them (``Array.from_buffers``, IPC,
+    Parquet written elsewhere) without checking; text that is kept must read back, so it
+    is checked here (~4 ms per 1M short strings, measured).
+    """
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        for i in range(len(arr)):
+            try:
+                arr[i].as_py()
+            except UnicodeDecodeError as exc:
+                raise InvalidEvent(
+                    f"is not valid UTF-8 text (byte {exc.start})", row=i, field=field
+                ) from None
+        raise InvalidEvent(
+            f"{field} column is not a valid Arrow string array", field=field
+        ) from None
+
+
 def _string_column(col: Any, field: str, check: Any, settings: Settings, n: int) -> pa.Array:
     """A checked pyarrow string array for event_type or entity_id."""
     null = _first_null(col)
     if null is not None:
         raise InvalidEvent(f"{field} is required (got null)", row=null, field=field)
     if isinstance(col, list):
-        # Python values: check each (types, surrogates) before Arrow sees them.
+        # Python values: check the types before Arrow sees them; text that cannot be UTF-8
+        # (a lone surrogate) makes Arrow raise, and then each value says which row it is.
         for i, v in enumerate(col):
             if not isinstance(v, str):
                 check(v, settings, i)
-        arr = pa.array(col, pa.string())
+        try:
+            arr = pa.array(col, pa.string())
+        except (UnicodeError, pa.ArrowException):
+            for i, v in enumerate(col):
+                _utf8(v, field, i)
+            raise
     else:
         arr = _one_array(col)
         if pa.types.is_dictionary(arr.type):
@@ -391,6 +440,7 @@ def _string_column(col: Any, field: str, check: Any, settings: Settings, n: int)
             raise InvalidEvent(
                 f"{field} column must hold strings, not {arr.type}", row=0, field=field
             )
+        _check_utf8(arr, field)
     # Distinct values are few for event types and checked in Python; entity ids are
     # checked in bulk by length (their only rule besides being non-empty text).
     if field == "event_type":
@@ -415,11 +465,29 @@ def _json_column(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """JSON text of every row of payload/metadata, checked, as (data, offsets)."""
     if field == "metadata":
+        # A missing (null) metadata is {}; a column of nothing but nulls, whatever its type
+        # (pandas makes float NaN of missing values), is no metadata at all.
         null = None
         if isinstance(col, list):
             col = [{} if v is None else v for v in col]
+        elif col.null_count == len(col):
+            return None
         elif col.null_count:
-            col = pc.fill_null(col.cast(pa.string()) if _is_jsonish(col.type) else col, "{}")
+            arr = _one_array(col)
+            if isinstance(arr.type, pa.ExtensionType):
+                arr = arr.storage
+            if pa.types.is_struct(arr.type):
+                col = [{} if v is None else v for v in arr.to_pylist()]
+            elif _is_jsonish(arr.type):
+                col = pc.fill_null(arr.cast(pa.string()), "{}")
+            elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+                col = pc.fill_null(arr, pa.scalar(b"{}", arr.type))
+            else:
+                raise InvalidEvent(
+                    f"metadata column must hold JSON text or dicts, not {arr.type}",
+                    row=_first_non_null(arr),
+                    field=field,
+                )
     else:
         null = _first_null(col)
     if null is not None:
@@ -450,12 +518,10 @@ def _json_column(
     sizes = np.diff(offsets)
     if n and int(sizes.max()) > limit:
         row = int(np.argmax(sizes > limit))
-        raise InvalidEvent(
-            f"is {int(sizes[row])} bytes of JSON; the limit is {limit}", row=row, field=field
-        )
+        raise InvalidEvent(_too_large(int(sizes[row]), limit, field), row=row, field=field)
     row, code, offset = _check_json_rows(data, offsets, settings.max_json_depth)
     if row >= 0:
-        raise InvalidEvent(f"{jsontext.describe(code)} (at byte {offset})", row=row, field=field)
+        raise InvalidEvent(_json_problem(code, offset, settings), row=row, field=field)
     return data, offsets
 
 
@@ -549,6 +615,7 @@ def _time_column(col: Any, n: int) -> np.ndarray:
             )
         arr = pc.cast(arr, pa.timestamp("us", tz="UTC"), safe=False)
     elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        _check_utf8(arr, "timestamp")
         try:
             arr = pc.cast(arr, pa.timestamp("us", tz="UTC"))
         except pa.ArrowInvalid:
@@ -588,6 +655,8 @@ def _id_column(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
             ids[:] = raw
             given[:] = valid
             return ids, given
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            _check_utf8(arr, "event_id")
         col = arr.to_pylist()
     for i, v in enumerate(col):
         if v is not None:
@@ -596,8 +665,49 @@ def _id_column(col: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, given
 
 
+# A batch is written as one write-ahead-log record, and a record longer than this is
+# taken for damage when the log is read back (``wal.MAX_RECORD_BYTES``; a test keeps the
+# two equal). The encoded size is known before anything is written: per event, 8 bytes
+# each of version and timestamp, 4 of schema version, 2 of partition, 16 of id and 8 of
+# offset for each of its four texts, then the texts; plus a 24-byte header and one more
+# offset per text column.
+MAX_BATCH_RECORD_BYTES = 2**31 - 1
+_RECORD_BYTES_PER_EVENT = 8 + 8 + 4 + 2 + 16 + 4 * 8
+_RECORD_BYTES_FIXED = 24 + 4 * 8
+
+
+def _check_record_size(
+    event_type: pa.Array, entity_id: pa.Array, payload: _Text, metadata: _Text | None
+) -> None:
+    """InvalidEvent if the batch cannot be one WAL record, naming the row that overflows."""
+    n = len(event_type)
+    # Cheap bound first: a batch far under the limit needs no per-row sums.
+    texts = event_type.nbytes + entity_id.nbytes + len(payload[0])
+    texts += 2 * n if metadata is None else len(metadata[0])
+    if _RECORD_BYTES_FIXED + n * _RECORD_BYTES_PER_EVENT + texts <= MAX_BATCH_RECORD_BYTES:
+        return
+    sizes = np.full(n, _RECORD_BYTES_PER_EVENT, np.int64)
+    sizes += np.asarray(pc.binary_length(event_type).to_numpy(zero_copy_only=False), np.int64)
+    sizes += np.asarray(pc.binary_length(entity_id).to_numpy(zero_copy_only=False), np.int64)
+    sizes += np.diff(payload[1])
+    sizes += 2 if metadata is None else np.diff(metadata[1])
+    total = np.cumsum(sizes) + _RECORD_BYTES_FIXED
+    if total[-1] <= MAX_BATCH_RECORD_BYTES:
+        return
+    row = int(np.argmax(total > MAX_BATCH_RECORD_BYTES))
+    raise InvalidEvent(
+        f"the batch is {int(total[-1]):,} bytes encoded, over the {MAX_BATCH_RECORD_BYTES:,}-"
+        f"byte limit of one atomic batch (one write-ahead-log record); the rows before "
+        "this one fit, so append it in smaller batches",
+        row=row,
+    )
+
+
 def normalize_batch(data: object, settings: Settings) -> BatchInput:
     """Check a whole batch and return its columns.
+
+    A batch is written atomically as one log record, so its encoded size (about the
+    bytes of its texts plus 70 per event) is limited to ``MAX_BATCH_RECORD_BYTES`` (2 GiB).
 
     Raises:
         InvalidEvent: naming the first bad row and field; nothing has been written.
@@ -616,6 +726,7 @@ def normalize_batch(data: object, settings: Settings) -> BatchInput:
     metadata = (
         _json_column(cols["metadata"], "metadata", settings, n) if "metadata" in cols else None
     )
+    _check_record_size(event_type, entity_id, payload, metadata)
     timestamp = _time_column(cols["timestamp"], n) if "timestamp" in cols else None
     event_id = given = None
     if "event_id" in cols:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from allsource_lab.store import EventStore
 
-__all__ = ["AGGREGATES", "parse_duration", "window"]
+__all__ = ["AGGREGATES", "MAX_DURATION_US", "parse_duration", "utf8_text", "window"]
 
 _UNITS = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _UNITS["d"] = 24 * _UNITS["h"]
@@ -53,6 +53,29 @@ _SQL_AGG = {
 _PERCENTILE = re.compile(r"p(\d{1,3}(?:\.\d+)?)")
 _KEY_COLUMNS = ("entity_id", "event_type")
 _PATH = re.compile(r"(payload|metadata)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+# Window arithmetic runs on int64 microseconds (event times reach ~2.5e17 in year 9999):
+# a duration past this would overflow it (DuckDB then fails to bind HUGEINT ranges).
+MAX_DURATION_US = 2**62
+# Rows fill=True may create (windows x keys): one microsecond windows over a year would
+# otherwise ask for terabytes.
+MAX_FILLED_ROWS = 10_000_000
+# Hopping windows that cover one event (every / hop): each event is copied into each.
+MAX_WINDOWS_PER_EVENT = 100_000
+
+
+def utf8_text(value: str, name: str) -> str:
+    """``value``, if it can be UTF-8 (DuckDB refuses a lone surrogate as a parameter).
+
+    Raises:
+        ValueError: it holds a lone surrogate.
+    """
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} is not valid Unicode text (lone surrogate at position {exc.start})"
+        ) from None
+    return value
 
 
 def parse_duration(value: Any, name: str = "every") -> int:
@@ -67,11 +90,17 @@ def parse_duration(value: Any, name: str = "every") -> int:
     if isinstance(value, dt.timedelta):
         us = value // dt.timedelta(microseconds=1)
     elif isinstance(value, str) and (m := _DURATION.fullmatch(value)):
-        us = int(float(m.group(1)) * _UNITS[m.group(2)])
+        number = float(m.group(1))  # 400 digits are inf: refused below, not an OverflowError
+        us = int(number * _UNITS[m.group(2)]) if number < MAX_DURATION_US else MAX_DURATION_US + 1
     else:
         raise ValueError(f"{name} must be a duration like {DURATION_FORMS}, not {value!r}")
     if us <= 0:
         raise ValueError(f"{name} must be a positive duration, not {value!r}")
+    if us > MAX_DURATION_US:
+        raise ValueError(
+            f"{name} must be at most {MAX_DURATION_US // _UNITS['w']:,} weeks (2**62 us), "
+            f"not {value!r}"
+        )
     return int(us)
 
 
@@ -112,7 +141,12 @@ def _aggregates(agg: Mapping[str, Any] | None) -> list[_Agg]:
         )
     out = []
     for field, names in agg.items():
-        for name in [names] if isinstance(names, str) else list(names):
+        if not isinstance(names, str | list | tuple):
+            raise ValueError(
+                f"agg[{field!r}] must be an aggregate or a list of them, like 'sum' or "
+                f"['sum', 'p95'], not {names!r}"
+            )
+        for name in [names] if isinstance(names, str) else names:
             out.append(_aggregate(field, name))
     return out
 
@@ -145,6 +179,8 @@ def _aggregate(field: str, name: Any) -> _Agg:
 def _keys(by: str | Sequence[str] | None) -> list[str]:
     if by is None:
         return []
+    if not isinstance(by, str | list | tuple):
+        raise ValueError(f"by must be a key or a list of keys, like 'payload.sku', not {by!r}")
     keys = [by] if isinstance(by, str) else list(by)
     for key in keys:
         key_sql(key)
@@ -193,6 +229,11 @@ def window(
         step = size if kind == "tumbling" else parse_duration(hop, "hop") if hop is not None else 0
         if step == 0:
             raise ValueError("a hopping window needs hop=, like every='1h', hop='15m'")
+        if -(-size // step) > MAX_WINDOWS_PER_EVENT:
+            raise ValueError(
+                f"every / hop puts each event in {-(-size // step):,} windows, more than "
+                f"{MAX_WINDOWS_PER_EVENT:,}; use a longer hop"
+            )
         sql = _bucket_sql(size, step, key_cols, key_refs, aggs, where)
     lo = None if since is None else inputs.parse_time(since, "since")
     hi = None if until is None else inputs.parse_time(until, "until")
@@ -219,6 +260,8 @@ def _filters(
             or not all(isinstance(t, str) for t in types)
         ):
             raise ValueError(f"event_type must be a str or a list of str, not {event_type!r}")
+        for t in types:
+            utf8_text(t, "event_type")
         clauses.append("event_type IN (SELECT unnest($types))")
         params["types"] = list(types)
     if as_of is not None:
@@ -301,12 +344,15 @@ def _fill(
     last = int(frame["ws"].max()) if hi is None else ((hi - 1) // step) * step
     if last < first:
         return frame
+    keys = frame[key_refs].drop_duplicates() if key_refs else None
+    rows = ((last - first) // step + 1) * (1 if keys is None else max(len(keys), 1))
+    if rows > MAX_FILLED_ROWS:
+        raise ValueError(
+            f"fill=True would make {rows:,} rows (windows x keys), more than "
+            f"{MAX_FILLED_ROWS:,}; narrow since/until or use a longer every"
+        )
     starts = pd.DataFrame({"ws": np.arange(first, last + 1, step, dtype=np.int64)})
-    if key_refs:
-        keys = frame[key_refs].drop_duplicates()
-        grid = starts.merge(keys, how="cross")
-    else:
-        grid = starts
+    grid = starts if keys is None else starts.merge(keys, how="cross")
     full = grid.merge(frame, on=["ws", *key_refs], how="left")
     for i, a in enumerate(aggs):
         if a.fn.startswith("count("):

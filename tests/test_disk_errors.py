@@ -169,9 +169,9 @@ def test_a_failed_fsync_refuses_writes_until_reopen_even_once_fsync_works(tmp_pa
     path = tmp_path / "s"
     store = asl.open(path, fsync="always")
     acked = [store.append("t", "e", {"i": i}).payload["i"] for i in range(3)]
-    with disk.failing("fsync", errno.EIO, in_wal):
-        with pytest.raises(asl.StorageError, match="could not be written or synced"):
-            store.append("t", "e", {"i": 3})
+    failing = disk.failing("fsync", errno.EIO, in_wal)
+    with failing, pytest.raises(asl.StorageError, match="could not be written or synced"):
+        store.append("t", "e", {"i": 3})
     # fsync works again, but the pages it failed on may be gone: no retry, no carrying on.
     with pytest.raises(asl.StorageError, match="reopen"):
         store.append("t", "e", {"i": 4})
@@ -185,9 +185,9 @@ def test_a_failed_fsync_during_a_checkpoint_stops_writes(tmp_path, disk):
     path = tmp_path / "s"
     store = asl.open(path, fsync="always", checkpoint_every_events=10**9)
     acked = [store.append("t", "e", {"i": i}).payload["i"] for i in range(10)]
-    with disk.failing("fsync", errno.EIO, in_segments):
-        with pytest.raises(asl.StorageError, match="checkpoint failed"):
-            store.checkpoint()
+    failing = disk.failing("fsync", errno.EIO, in_segments)
+    with failing, pytest.raises(asl.StorageError, match="checkpoint failed"):
+        store.checkpoint()
     with pytest.raises(asl.StorageError, match="reopen"):
         store.append("t", "e", {"i": 10})
     store.close()

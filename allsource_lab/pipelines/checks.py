@@ -12,7 +12,10 @@ from typing import Any
 
 from allsource_lab.pipelines.paths import PATH_FORMS, normalize_path
 
-__all__ = ["fail", "json_value", "only_keys", "path", "paths"]
+__all__ = ["fail", "json_value", "only_keys", "path", "paths", "text"]
+
+# Integers the saved form can hold (orjson writes 64-bit integers only).
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 def fail(where: str, message: str) -> ValueError:
@@ -27,8 +30,14 @@ def only_keys(where: str, op: Mapping[str, Any], accepted: tuple[str, ...]) -> N
 
 def json_value(where: str, key: str, value: Any) -> Any:
     """``value`` if it is plain JSON (lists, objects with text keys, finite numbers)."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise fail(where, f"{key!r}: the integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, str):
+        return text(where, key, value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise fail(where, f"{key!r} must be finite JSON, not {value!r}")
@@ -38,6 +47,8 @@ def json_value(where: str, key: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         if not all(isinstance(k, str) for k in value):
             raise fail(where, f"{key!r}: object keys must be text")
+        for k in value:
+            text(where, key, k)
         return {k: json_value(where, key, v) for k, v in value.items()}
     raise fail(
         where,
@@ -46,10 +57,23 @@ def json_value(where: str, key: str, value: Any) -> Any:
     )
 
 
+def text(where: str, key: str, value: str) -> str:
+    """``value`` if it can be saved as UTF-8 (a lone surrogate cannot)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise fail(
+            where, f"{key!r} is not valid Unicode text (lone surrogate at position {exc.start})"
+        ) from None
+    return value
+
+
 def path(where: str, value: Any, key: str) -> str:
     try:
-        return normalize_path(value, repr(key))
+        return text(where, key, normalize_path(value, repr(key)))
     except ValueError as exc:
+        if str(exc).startswith(where):
+            raise
         raise fail(where, str(exc)) from None
 
 

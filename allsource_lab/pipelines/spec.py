@@ -22,12 +22,13 @@ the key, and what is accepted.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from allsource_lab import inputs
-from allsource_lab.pipelines.checks import fail, json_value, only_keys, path
+from allsource_lab.pipelines.checks import fail, json_value, only_keys, path, text
 from allsource_lab.pipelines.expressions import expression_fields
 from allsource_lab.pipelines.paths import COLUMNS, key_text
 from allsource_lab.pipelines.windowspec import normalize_reduce, normalize_window
@@ -101,6 +102,8 @@ def normalize_condition(where: str, op: Mapping[str, Any]) -> dict[str, Any]:
 def time_us(where: str, value: Any) -> int:
     """A filter value on ``timestamp``: microseconds since the epoch or ISO-8601 text."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise fail(where, f"a 'value' for timestamp must fit in 64 bits, not {value!r}")
         return value
     try:
         return inputs.parse_time(value, "value")
@@ -127,6 +130,9 @@ def _arithmetic(where: str, transform: str) -> str | None:
         )
     text = number.strip()
     value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+    # 1e400 is inf, whose saved form would not read back; 400 digits are no double at all.
+    if not (math.isfinite(value) if isinstance(value, float) else abs(value) < 2**1023):
+        raise fail(where, f"transform {transform!r}: the number is too large for a double")
     if name == "divide" and value == 0:
         raise fail(where, "transform 'divide:0' divides by zero")
     return f"{name}:{value!r}"
@@ -182,10 +188,10 @@ def _table(where: str, table: Mapping[Any, Any]) -> dict[str, Any]:
                 f'{{"sku-1": {{"name": "Widget"}}}}; key {key!r} holds '
                 f"{row!r}",
             )
-        text = key_text(key)
-        if text is None:
+        lookup = key_text(key)
+        if lookup is None:
             raise fail(where, "a lookup table's keys cannot be null")
-        out[text] = json_value(where, "source", row)
+        out[text(where, "source", lookup)] = json_value(where, "source", row)
     return out
 
 
@@ -350,6 +356,7 @@ def normalize_pipeline(data: Any) -> dict[str, Any]:
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise fail("pipeline", f"'name' is required: a non-empty text, not {name!r}")
+    text("pipeline", "name", name)
     types = data.get("source_event_types")
     types = [] if types is None else [types] if isinstance(types, str) else types
     if not isinstance(types, list | tuple) or not all(isinstance(t, str) and t for t in types):
@@ -358,19 +365,21 @@ def normalize_pipeline(data: Any) -> dict[str, Any]:
             "'source_event_types' must be a list of event types (empty: "
             f"every type), not {data.get('source_event_types')!r}",
         )
+    for t in types:
+        text("pipeline", "source_event_types", t)
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise fail("pipeline", f"'enabled' must be true or false, not {enabled!r}")
     keep = data.get("max_results", DEFAULT_MAX_RESULTS)
-    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-        raise fail("pipeline", f"'max_results' must be an int >= 0, not {keep!r}")
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 0 <= keep < 2**63:
+        raise fail("pipeline", f"'max_results' must be an int from 0 to 2**63 - 1, not {keep!r}")
     spec: dict[str, Any] = {"name": name}
     for key in ("id", "description", "output"):
         value = data.get(key)
         if value is not None:
             if not isinstance(value, str):
                 raise fail("pipeline", f"{key!r} must be a text, not {value!r}")
-            spec[key] = value
+            spec[key] = text("pipeline", key, value)
     spec["source_event_types"] = list(dict.fromkeys(types))
     spec["operators"] = normalize_operators(data.get("operators", []))
     spec["enabled"] = enabled

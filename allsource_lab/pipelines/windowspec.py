@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from allsource_lab.pipelines.checks import fail, only_keys, path, paths
-from allsource_lab.windows import AGGREGATES, DURATION_FORMS, parse_duration
+from allsource_lab.windows import (
+    AGGREGATES,
+    DURATION_FORMS,
+    MAX_DURATION_US,
+    MAX_WINDOWS_PER_EVENT,
+    parse_duration,
+)
 
 __all__ = ["WINDOW_TYPES", "aggregate_columns", "normalize_reduce", "normalize_window", "seconds"]
 
@@ -30,17 +36,27 @@ def _us(where: str, op: Mapping[str, Any], seconds_key: str, duration_key: str) 
         raise fail(where, f"give {seconds_key!r} or {duration_key!r}, not both")
     if op.get(seconds_key) is not None:
         value = op[seconds_key]
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
             raise fail(
                 where, f"{seconds_key!r} must be a positive number of seconds, not {value!r}"
             )
-        return max(1, round(value * 1_000_000))
+        return max(1, _seconds_us(where, seconds_key, value))
     if op.get(duration_key) is not None:
         try:
             return parse_duration(op[duration_key], repr(duration_key))
         except ValueError as exc:
             raise fail(where, str(exc)) from None
     return None
+
+
+def _seconds_us(where: str, key: str, value: int | float) -> int:
+    """Seconds as microseconds, refusing what window arithmetic (int64) cannot hold."""
+    if not value * 1_000_000 <= MAX_DURATION_US:  # also NaN
+        raise fail(
+            where,
+            f"{key!r} must be at most {MAX_DURATION_US // 1_000_000:,} seconds, not {value!r}",
+        )
+    return round(value * 1_000_000)
 
 
 _ZERO = re.compile(r"\s*(?:0+(?:\.0*)?|\.0+)\s*(?:us|ms|s|m|h|d|w)?\s*")
@@ -52,11 +68,11 @@ def _lateness(where: str, config: Mapping[str, Any]) -> int:
         raise fail(where, "give 'allowed_lateness_seconds' or 'allowed_lateness', not both")
     value = config.get("allowed_lateness_seconds")
     if value is not None:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
             raise fail(
                 where, f"'allowed_lateness_seconds' must be 0 or more seconds, not {value!r}"
             )
-        return round(value * 1_000_000)
+        return _seconds_us(where, "allowed_lateness_seconds", value)
     value = config.get("allowed_lateness")
     if value is None or (isinstance(value, int | float) and value == 0):
         return 0
@@ -210,6 +226,12 @@ def normalize_window(where: str, op: Mapping[str, Any]) -> dict[str, Any]:
                     here,
                     "a hopping window needs 'slide_seconds' (or 'slide'), how "
                     "often a window starts",
+                )
+            if -(-size // slide) > MAX_WINDOWS_PER_EVENT:
+                raise fail(
+                    here,
+                    f"size / slide puts each event in {-(-size // slide):,} windows, more than "
+                    f"{MAX_WINDOWS_PER_EVENT:,}; use a longer slide",
                 )
             out["slide_seconds"] = seconds(slide)
         elif slide is not None:

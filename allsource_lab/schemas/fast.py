@@ -21,15 +21,18 @@ asserted, as jsonschema does for a format its checker does not know.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import functools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
+from allsource_lab.errors import SchemaError
 from allsource_lab.inputs import row_chunks
 from allsource_lab.kernels import jsonschema_fast as k
 
@@ -150,6 +153,23 @@ def slow_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
         cls = jsonschema.Draft7Validator
     validator: jsonschema.protocols.Validator = cls(schema, format_checker=format_checker())
     return validator
+
+
+@contextlib.contextmanager
+def _schema_failures(schema: dict[str, Any]) -> Iterator[None]:
+    """jsonschema's failures of the schema itself, met only when a payload reaches the part
+    at fault (a ``$ref`` that cannot be resolved, or that recurses for ever), as
+    SchemaError: the registry refuses the ones it can see, this catches the rest."""
+    import referencing.exceptions
+
+    try:
+        yield
+    except (RecursionError, referencing.exceptions.Unresolvable) as exc:
+        what = "recurses without end" if isinstance(exc, RecursionError) else f"fails: {exc}"
+        raise SchemaError(
+            f"the registered schema cannot judge this payload (its $ref {what}); register "
+            "a corrected version"
+        ) from None
 
 
 class _Uncovered(Exception):
@@ -343,8 +363,8 @@ class BatchValidator:
 
         Raises:
             orjson.JSONDecodeError: if a row the fast path cannot judge is not JSON.
-            jsonschema.exceptions.SchemaError and friends: for a malformed schema, when
-                a row reaches jsonschema.
+            SchemaError: the schema itself fails on a row (a ``$ref`` that cannot be
+                resolved or recurses for ever).
 
         >>> v = BatchValidator({"properties": {"at": {"format": "date-time"}}})
         >>> rows = b'{"at": "2024-01-01T00:00:00Z"}{"at": "yesterday"}'
@@ -365,7 +385,9 @@ class BatchValidator:
             self._match_patterns(data, verdicts, tasks)
         for row in np.flatnonzero(verdicts == k.UNSURE).tolist():
             text = data[offsets[row] : offsets[row + 1]].tobytes()
-            verdicts[row] = k.VALID if self._slow.is_valid(orjson.loads(text)) else k.INVALID
+            with _schema_failures(self.schema):
+                valid = self._slow.is_valid(orjson.loads(text))
+            verdicts[row] = k.VALID if valid else k.INVALID
         return np.flatnonzero(verdicts == k.INVALID).astype(np.int64)
 
     def _scan(self, data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -404,6 +426,7 @@ class BatchValidator:
 
         Raises:
             orjson.JSONDecodeError: if ``text`` is not JSON.
+            SchemaError: the schema itself fails on it (see :meth:`invalid_rows`).
 
         >>> v = BatchValidator({"properties": {"age": {"type": "integer"}}})
         >>> v.problems('{"age": "thirty"}')
@@ -411,7 +434,8 @@ class BatchValidator:
         >>> v.problems(b'{"age": 30}')
         []
         """
-        errors = list(self._slow.iter_errors(orjson.loads(text)))
+        with _schema_failures(self.schema):
+            errors = list(self._slow.iter_errors(orjson.loads(text)))
         if not errors:
             return []
         import jsonschema.exceptions

@@ -15,8 +15,9 @@ opening a store.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -24,9 +25,11 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from allsource_lab.errors import IncompatibleSchema, NotFound, SchemaError
+from allsource_lab import inputs
+from allsource_lab.errors import IncompatibleSchema, InvalidEvent, NotFound, SchemaError
 from allsource_lab.schemas import compat
-from allsource_lab.schemas.fast import BatchValidator
+from allsource_lab.schemas.fast import BatchValidator, slow_validator
+from allsource_lab.settings import Settings
 
 __all__ = [
     "CompatibilityReport",
@@ -128,7 +131,59 @@ def check_schema(schema: object) -> dict[str, Any]:
         canonical(schema)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise SchemaError(f"the schema cannot be stored as JSON: {exc}") from None
+    for path, value in _walk(schema):
+        # orjson would store NaN as null: the schema read back after a reopen would differ.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SchemaError(f"{value!r} at {path} is not JSON; use a finite number")
+    _check_refs(schema)
+    try:
+        # A $ref cycle that consumes nothing ({"$ref": "#"}) recurses for ever on any
+        # payload: found here rather than on the first append.
+        # Every error, not is_valid: that stops at the first keyword that fails.
+        for _ in slow_validator(schema).iter_errors({}):
+            pass
+    except RecursionError:
+        raise SchemaError(
+            "the schema refers to itself without end (a $ref cycle that validates "
+            "nothing in between); break the cycle"
+        ) from None
     return schema
+
+
+def _walk(value: Any, path: str = "#") -> Iterator[tuple[str, Any]]:
+    """Every value inside a schema with its JSON pointer."""
+    yield path, value
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}/{i}")
+
+
+def _check_refs(schema: dict[str, Any]) -> None:
+    """SchemaError for a ``$ref`` that cannot be resolved.
+
+    jsonschema resolves a ``$ref`` only when a payload reaches it, so an unresolvable one
+    (a pointer to nowhere, or a remote URL: nothing is fetched) would make appends fail
+    later with jsonschema's own error. A schema with a nested ``$id`` changes the base of
+    the references inside it and is left to jsonschema.
+    """
+    found = [(p, v) for p, v in _walk(schema) if p.endswith("/$ref") and isinstance(v, str)]
+    nested_ids = [p for p, _ in _walk(schema) if p.endswith("/$id") and p != "#/$id"]
+    resolver = getattr(slow_validator(schema), "_resolver", None)
+    if not found or nested_ids or resolver is None:
+        return
+    import referencing.exceptions
+
+    for path, ref in found:
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            raise SchemaError(
+                f"$ref {ref!r} at {path} cannot be resolved; refer to a part of the schema "
+                "itself (like '#/$defs/name'): nothing is fetched from elsewhere"
+            ) from None
 
 
 class SchemaRegistry:
@@ -411,7 +466,14 @@ class SchemaRegistry:
 def _subject_name(subject: object) -> str:
     if not isinstance(subject, str) or not subject:
         raise SchemaError(f"a subject is a non-empty event type string, not {subject!r}")
+    try:
+        inputs.check_event_type(subject, _DEFAULT_SETTINGS)
+    except InvalidEvent as exc:
+        raise SchemaError(f"a subject is an event type: {str(exc).split(': ', 1)[-1]}") from None
     return subject
+
+
+_DEFAULT_SETTINGS = Settings()
 
 
 def _payload_texts(payloads: Any) -> list[bytes]:
