@@ -698,7 +698,9 @@ def _check_wal_file(path: Path) -> list[str]:
         if status == frames.OK:
             break
         problems.append(f"{path}: {frames.STATUS_TEXT[status]} at byte {stop}")
-        nxt = frames.next_valid(data, stop + 1, len(data), MAX_RECORD_BYTES)
+        nxt = frames.next_valid(data, stop, len(data), MAX_RECORD_BYTES)
+        if nxt == frames.UNKNOWN:
+            problems.append(f"{path}: records after byte {stop} could not be checked")
         if nxt < 0:
             break
         p = nxt

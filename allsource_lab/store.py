@@ -1055,6 +1055,8 @@ class EventStore:
             self._segments = [pa.Table.from_batches([batch])]
             self._segment_last = [int(pc.max(batch.column("sequence")).as_py())]
             self._sql_key = (-1, -1)
+        # The merge freed every old segment's buffers; Arrow's pool would keep the pages.
+        pa.default_memory_pool().release_unused()
         return {
             "segments": count,
             "events": batch.num_rows,
@@ -1081,6 +1083,7 @@ class EventStore:
                 self._close_sql()
             self._storage.close()
             _open_stores.discard(self)
+            pa.default_memory_pool().release_unused()  # hand the store's buffers back
 
     # -- projections, replays, subscriptions --------------------------------------------
 

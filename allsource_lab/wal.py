@@ -246,8 +246,8 @@ class WriteAheadLog:
             if status == frames.OK:
                 return
             why = frames.STATUS_TEXT[status]
-            following = frames.next_valid(data, stop + 1, end, MAX_RECORD_BYTES)
-            if last and following < 0:
+            following = frames.next_valid(data, stop, end, MAX_RECORD_BYTES)
+            if last and following == -1:
                 # Torn tail: the final write never completed.
                 result.problems.append(f"{path}: torn final record at byte {stop} ({why})")
                 if mode == "strict":
@@ -272,6 +272,9 @@ class WriteAheadLog:
                     offset=stop,
                 )
             skipped_to = following if following >= 0 else end
+            if following == frames.UNKNOWN:
+                why += "; where records resume after it could not be found, so the rest of "
+                why += "the file is skipped"
             result.problems.append(f"{path}: skipped damaged bytes {stop}..{skipped_to} ({why})")
             if last:
                 result.damaged_last_file = True

@@ -70,10 +70,34 @@ def scan(buf: np.ndarray, start: int, end: int, max_length: int) -> tuple[np.nda
     return starts[:n].copy(), status, p
 
 
+# next_valid's answer when finding out would cost more checksum work than it may spend.
+UNKNOWN = -2
+
+
 @jit
-def next_valid(buf: np.ndarray, start: int, end: int, max_length: int) -> int:
-    """The first offset at or after ``start`` where a valid frame begins, or -1 (salvage)."""
-    for p in range(start, end - FRAME_SIZE):
+def next_valid(buf: np.ndarray, bad: int, end: int, max_length: int) -> int:
+    """Where a valid frame begins after the bad frame at ``bad``: -1 if none does, UNKNOWN
+    if finding out would checksum more than ~16x the bytes after ``bad`` (plus 64 MiB).
+
+    Bit rot usually lands in a body, leaving the length intact: the frame its length points
+    to is tried first, in O(1) checksums. Otherwise every later offset is a candidate, and
+    each one whose length fits costs a checksum of that length; with random bytes for
+    lengths that is quadratic in the file size, hence the budget.
+    """
+    if bad + FRAME_SIZE <= end:
+        length = _u32(buf, bad)
+        implied = bad + FRAME_SIZE + length
+        fits = 0 < length <= max_length and implied + FRAME_SIZE <= end
+        if fits and check_frame(buf, implied, end, max_length) == OK:
+            return implied
+    budget = 16 * (end - bad) + (64 << 20)
+    for p in range(bad + 1, end - FRAME_SIZE):
+        length = _u32(buf, p)
+        if length == 0 or length > max_length or p + FRAME_SIZE + length > end:
+            continue
+        budget -= length
+        if budget < 0:
+            return UNKNOWN
         if check_frame(buf, p, end, max_length) == OK:
             return p
     return -1
