@@ -82,6 +82,10 @@ class _DiskFull(StorageError):
     """No room on the disk (ENOSPC, EDQUOT): writes resume once there is."""
 
 
+# SQL that may drop, create or replace views (the `events` view among them).
+_DDL = re.compile(r"\b(drop|create|alter|replace|attach|detach|unregister)\b", re.IGNORECASE)
+
+
 def _disk_full(exc: BaseException) -> bool:
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -197,8 +201,10 @@ class EventStore:
         self._disk_full: OSError | None = None
         self._reader = Reader(self._keys)
         self._hot = HotStates(settings.state_cache_entities)
-        self._sql: Any = None  # DuckDB connection, made on first use
-        self._sql_key: tuple[int, int] = (-1, -1)
+        # DuckDB connections by thread (made on first use; a connection serves one query
+        # at a time), each with the key of the `events` it has registered.
+        self._sql: dict[int, tuple[Any, tuple[int, int, int]]] = {}
+        self._sql_generation = 0  # bumped when `events` must be registered again
         self._snapshots = Snapshots()
         # Called with the last stored sequence after every append/append_batch, outside
         # the store's locks (live projections, subscriptions).
@@ -1054,7 +1060,7 @@ class EventStore:
             self._reader = reader
             self._segments = [pa.Table.from_batches([batch])]
             self._segment_last = [int(pc.max(batch.column("sequence")).as_py())]
-            self._sql_key = (-1, -1)
+            self._sql_generation += 1
         # The merge freed every old segment's buffers; Arrow's pool would keep the pages.
         pa.default_memory_pool().release_unused()
         return {
@@ -1724,6 +1730,10 @@ class EventStore:
         if not isinstance(query, str):
             raise TypeError(f"query must be SQL text, not {type(query).__name__}")
         con = self.sql_connection()
+        if _DDL.search(query):
+            # The query may drop or replace the `events` view: register it again next time.
+            with self._lock:
+                self._sql_generation += 1
         return con.sql(query, params=params)
 
     def window(
@@ -1768,24 +1778,40 @@ class EventStore:
         )
 
     def sql_connection(self) -> Any:
-        """The store's DuckDB connection, with ``events`` brought up to date."""
+        """This thread's DuckDB connection to the store, with ``events`` brought up to date.
+
+        Each thread gets its own (DuckDB refuses a second query on a connection that is
+        busy); ``events`` is a zero-copy view of the store's Arrow data in each.
+        """
         import duckdb
 
         with self._lock:
             reader = self._reader
             reader.sync(self._tail)
-            if self._sql is None:
-                self._sql = duckdb.connect()
-            key = (reader.index.n, reader.sealed)
-            if key != self._sql_key:
+            me = threading.get_ident()
+            entry = self._sql.get(me)
+            if entry is None:
+                self._drop_dead_connections()
+                entry = (duckdb.connect(), (-1, -1, -1))
+            con, registered = entry
+            key = (reader.index.n, reader.sealed, self._sql_generation)
+            if key != registered:
                 # One Arrow table over every piece (no copy): segments, then tail chunks.
-                self._sql.register("events", pa.Table.from_batches(reader.pieces, EVENT_SCHEMA))
-                self._sql_key = key
-            return self._sql
+                con.register("events", pa.Table.from_batches(reader.pieces, EVENT_SCHEMA))
+            self._sql[me] = (con, key)
+            return con
+
+    def _drop_dead_connections(self) -> None:
+        """Close the connections of threads that have ended (under _lock)."""
+        alive = {t.ident for t in threading.enumerate()}
+        for ident in [i for i in self._sql if i not in alive]:
+            con, _ = self._sql.pop(ident)
+            with contextlib.suppress(Exception):
+                con.close()
 
     def _close_sql(self) -> None:
-        con, self._sql = self._sql, None
-        if con is not None:
+        connections, self._sql = self._sql, {}
+        for con, _ in connections.values():
             with contextlib.suppress(Exception):
                 con.close()
 

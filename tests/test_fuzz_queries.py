@@ -443,23 +443,15 @@ def test_hostile_paths_and_aggregates_are_refused_before_any_sql(hostile_store):
     assert _objects(store) == objects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.sql_connection re-registers `events` only when the store changed: a "
-    "query that drops or replaces the view breaks every later read until the next append",
-)
 def test_a_query_that_drops_the_events_view_does_not_break_later_reads():
     store = asl.open()
     store.append("t", "e", {"n": 1})
     store.sql("drop view events")
     assert store.sql("select count(*) from events").fetchall() == [(1,)]
+    store.sql("create or replace view events as select 42 as x")
+    assert len(store.window(every="1h")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.sql hands every thread the store's one DuckDB connection, which refuses "
-    "a second caller (ResourceInUseException) instead of waiting",
-)
 def test_sql_from_two_threads_at_once():
     store = asl.open()
     store.append_batch(

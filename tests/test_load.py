@@ -185,10 +185,8 @@ def test_concurrent_writers_readers_replay_and_subscription_match_the_model(
     threads = [
         run.thread("append", writer_singles(store, run, singles)),
         run.thread("append_batch", writer_batches(store, run, batched)),
-        # SQL and windows from one thread only: the store's DuckDB connection refuses a
-        # second thread (see test_sql_from_two_threads_at_once in test_fuzz_queries.py).
         run.thread("reader-1", reader(store, run, singles + batched, 3, ALL_READS)),
-        run.thread("reader-2", reader(store, run, singles + batched, 4, ALL_READS[:3])),
+        run.thread("reader-2", reader(store, run, singles + batched, 4, ALL_READS)),
     ]
     started = time.monotonic()
     for thread in threads:
