@@ -139,14 +139,27 @@ def previous_state(
     >>> previous_state(store, "cart-1"), previous_state(store, "cart-2")
     ({'items': 1, 'note': 'hi'}, None)
     """
+    return _last_and_previous(store, entity_id, as_of, known_at, max_versions)[1]
+
+
+def _last_and_previous(
+    store: Any, entity_id: str, as_of: Any, known_at: Any, max_versions: int
+) -> tuple[int | None, dict[str, Any] | None]:
+    """The last version visible at the moment, and ``previous_state``, from one read."""
     frame = store.events(entity_id=entity_id, as_of=as_of, known_at=known_at)
     n = len(frame)
-    if n < 2 or n > max_versions:
-        return None
+    if n > max_versions:  # only the last version is read
+        last = store.events(
+            entity_id=entity_id, as_of=as_of, known_at=known_at, reverse=True, limit=1
+        ).first(1)
+        return last[0].version, None
+    events = frame.first(n)
+    if n < 2:
+        return (events[0].version if events else None), None
     state: dict[str, Any] = {}
-    for event in frame.first(n - 1):
+    for event in events[:-1]:
         _fold(state, event)
-    return state
+    return events[-1].version, state
 
 
 @dataclass(eq=False)
@@ -230,11 +243,9 @@ class StateView(_Keywords):
         ({'items': 2}, 2, {'items': 1})
         """
         folded = store.state(entity_id, as_of=as_of, known_at=known_at)
-        last = store.events(
-            entity_id=entity_id, as_of=as_of, known_at=known_at, reverse=True, limit=1
-        ).first(1)
-        version = last[0].version if last else None
-        before = previous_state(store, entity_id, as_of, known_at)
+        version, before = _last_and_previous(
+            store, entity_id, as_of, known_at, STATE_FOLD_MAX_VERSIONS
+        )
         return cls(entity_id, folded, as_of, known_at, version, previous_state=before)
 
     def members(self, limit: int) -> dict[str, Any]:

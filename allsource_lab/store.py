@@ -81,6 +81,13 @@ _open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
 class _DiskFull(StorageError):
     """No room on the disk (ENOSPC, EDQUOT): writes resume once there is."""
 
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(
+            f"the disk is full ({cause}); the store takes no writes until there is room. "
+            "Acknowledged events are safe: those not yet on disk are kept in memory and "
+            "written first once space is freed (the next write or store.flush() tries again)"
+        )
+
 
 # SQL that may drop, create or replace views (the `events` view among them).
 _DDL = re.compile(r"\b(drop|create|alter|replace|attach|detach|unregister)\b", re.IGNORECASE)
@@ -512,12 +519,8 @@ class EventStore:
         if self._disk_full is not None and self._failed is None and not self._closed:
             if self._retry_full_disk(io_held):
                 return
-            raise StorageError(
-                f"the disk is full ({self._disk_full}); no write is accepted until there is "
-                "room. Acknowledged events are safe: those not yet on disk are kept in "
-                "memory and written first once space is freed (the next write or "
-                "store.flush() tries again)"
-            )
+            if self._failed is None:  # else the retry met a worse error, reported below
+                raise _DiskFull(self._disk_full)
         if self._failed is not None:
             raise StorageError(
                 f"the store stopped accepting writes after a disk error ({self._failed}); "
@@ -532,17 +535,15 @@ class EventStore:
         if not io_held and not self._io_lock.acquire(blocking=False):
             return False  # a writer is busy: the next call tries again
         try:
-            self._storage.write_log(self._wal_retry)
+            self._write_log(locked=True)
+        except _DiskFull:
+            return False
         except OSError as exc:
-            if not _disk_full(exc):
-                self._failed = exc
+            self._failed = exc
             return False
         finally:
             if not io_held:
                 self._io_lock.release()
-        self._wal_retry = bytearray()
-        self._disk_full = None
-        self._refuse = False
         return True
 
     def _write_log(self, *pieces: Any, locked: bool = False) -> None:
@@ -568,12 +569,7 @@ class EventStore:
                 self._wal_retry = kept
                 self._disk_full = exc
                 self._refuse = True
-            raise _DiskFull(
-                f"the disk is full ({exc}); the store takes no writes until there is room. "
-                "Acknowledged events are safe: those not yet on disk are kept in memory "
-                "and written first once space is freed (the next write or store.flush() "
-                "tries again)"
-            ) from exc
+            raise _DiskFull(exc) from exc
         if self._wal_retry:
             with contextlib.nullcontext() if locked else self._lock:
                 self._wal_retry = bytearray()
@@ -694,8 +690,6 @@ class EventStore:
                     if self._always:
                         self._storage.sync_log()
                         self._synced = upto
-                except _DiskFull:
-                    raise
                 except OSError as exc:
                     self._fail(exc)
         if full:
@@ -904,8 +898,6 @@ class EventStore:
                         # (rotation is housekeeping) and the next write tries again.
                         if not _disk_full(exc):
                             raise
-            except _DiskFull:
-                raise
             except OSError as exc:
                 self._fail(exc)
 
@@ -913,8 +905,12 @@ class EventStore:
         """Stop accepting writes after a failed WAL write or fsync, and say so.
 
         Never retry an fsync and carry on: the kernel may have dropped the dirty pages, so
-        a second fsync that succeeds proves nothing about the first write.
+        a second fsync that succeeds proves nothing about the first write. A full disk
+        (_DiskFull) is no such failure: it is raised as it is, and writes resume once
+        there is room.
         """
+        if isinstance(exc, _DiskFull):
+            raise exc
         self._failed = exc
         self._refuse = True
         raise StorageError(
@@ -975,8 +971,6 @@ class EventStore:
             if data or self._wal_retry:
                 try:
                     self._write_log(data, locked=True)
-                except _DiskFull:
-                    raise
                 except OSError as exc:
                     self._fail(exc)
             try:
@@ -986,7 +980,7 @@ class EventStore:
                 ordered, order = self._storage.seal(table, through, self.settings)
             except OSError as exc:
                 if _disk_full(exc):
-                    raise _DiskFull(
+                    raise StorageError(
                         f"checkpoint found the disk full ({exc}); nothing was sealed and "
                         "nothing acknowledged was lost (the WAL holds it). Free space; the "
                         "next checkpoint tries again"

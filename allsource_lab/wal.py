@@ -164,12 +164,7 @@ class WriteAheadLog:
         old = self._fd
         if old is not None and sync:
             self.sync()
-        self._fd = None
-        try:
-            self._start(next_sequence)  # on failure the old file stays the current one
-        except BaseException:
-            self._fd = old
-            raise
+        self._start(next_sequence)  # takes over only once the new file is ready
         if old is not None:
             os.close(old)
 
