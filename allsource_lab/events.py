@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -49,67 +49,38 @@ def _iso(us: int) -> str:
     return us_to_datetime(us).isoformat().replace("+00:00", "Z")
 
 
-class Event:
-    """One stored event. Ids, times and JSON are decoded from their stored form on access.
+class _EventRecord(NamedTuple):
+    """The stored fields of an event, in the order the append path builds them."""
+
+    sequence: int
+    event_type: str
+    entity_id: str
+    version: int
+    timestamp_us: int
+    recorded_at_us: int
+    event_id_bytes: bytes
+    payload_json: bytes | str
+    metadata_json: bytes | str
+    partition: int
+    schema_version: int | None
+
+
+class Event(_EventRecord):
+    """One stored event: an immutable named tuple of its stored fields, with the id, the
+    times and the JSON decoded on access.
+
+    A tuple because making one is a single C call (the single-append path makes one per
+    call; a class with ``__init__`` cost ~0.1 us more, measured). No ``__slots__``: the
+    instance dict, made only when a payload is first decoded, caches it.
 
     >>> e = Event(1, "order.placed", "order-17", 1, 0, 0, bytes(16), b'{"a":1}', b"{}", 3, None)
     >>> e.payload, e.timestamp.year, str(e.event_id)
     ({'a': 1}, 1970, '00000000-0000-0000-0000-000000000000')
     """
 
-    __slots__ = (
-        "_id",
-        "_metadata",
-        "_payload",
-        "entity_id",
-        "event_type",
-        "metadata_json",
-        "partition",
-        "payload_json",
-        "recorded_at_us",
-        "schema_version",
-        "sequence",
-        "timestamp_us",
-        "version",
-    )
-
-    _payload: dict[str, Any]
-    _metadata: dict[str, Any]
-
-    def __init__(
-        self,
-        sequence: int,
-        event_type: str,
-        entity_id: str,
-        version: int,
-        timestamp_us: int,
-        recorded_at_us: int,
-        event_id: bytes,
-        payload_json: bytes | str,
-        metadata_json: bytes | str,
-        partition: int,
-        schema_version: int | None,
-    ) -> None:
-        self.sequence = sequence
-        self.event_type = event_type
-        self.entity_id = entity_id
-        self.version = version
-        self.timestamp_us = timestamp_us
-        self.recorded_at_us = recorded_at_us
-        self._id = event_id
-        self.payload_json = payload_json
-        self.metadata_json = metadata_json
-        self.partition = partition
-        self.schema_version = schema_version
-        # _payload and _metadata stay unset until first read (saves two stores per event).
-
     @property
     def event_id(self) -> uuid.UUID:
-        return uuid.UUID(bytes=self._id)
-
-    @property
-    def event_id_bytes(self) -> bytes:
-        return self._id
+        return uuid.UUID(bytes=self.event_id_bytes)
 
     @property
     def timestamp(self) -> dt.datetime:
@@ -122,19 +93,21 @@ class Event:
     @property
     def payload(self) -> dict[str, Any]:
         # Decoded once; callers get the same dict on every access.
+        cache = self.__dict__
         try:
-            return self._payload
-        except AttributeError:
-            self._payload = orjson.loads(self.payload_json)
-            return self._payload
+            return cache["payload"]  # type: ignore[no-any-return]
+        except KeyError:
+            cache["payload"] = value = orjson.loads(self.payload_json)
+            return value  # type: ignore[no-any-return]
 
     @property
     def metadata(self) -> dict[str, Any]:
+        cache = self.__dict__
         try:
-            return self._metadata
-        except AttributeError:
-            self._metadata = orjson.loads(self.metadata_json)
-            return self._metadata
+            return cache["metadata"]  # type: ignore[no-any-return]
+        except KeyError:
+            cache["metadata"] = value = orjson.loads(self.metadata_json)
+            return value  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a plain dict with the column names of DESIGN.md §1."""
@@ -153,27 +126,23 @@ class Event:
         }
 
     def _key(self) -> tuple[Any, ...]:
-        return (
-            self.sequence,
-            self._id,
-            self.event_type,
-            self.entity_id,
-            self.version,
-            self.timestamp_us,
-            self.recorded_at_us,
-            self.payload,
-            self.metadata,
-            self.partition,
-            self.schema_version,
-        )
+        # JSON compared as values: the same event read back from Parquet may differ in
+        # key order or spacing, never in content.
+        return (*self[:7], self.payload, self.metadata, self.partition, self.schema_version)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented
         return self._key() == other._key()
 
+    def __ne__(self, other: object) -> bool:
+        # Spelled out: tuple's own __ne__ would otherwise compare the raw JSON bytes.
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._key() != other._key()
+
     def __hash__(self) -> int:
-        return hash((self.sequence, self._id))
+        return hash((self.sequence, self.event_id_bytes))
 
     def __repr__(self) -> str:
         return (
@@ -190,42 +159,44 @@ class IdGenerator:
     each new millisecond and is incremented within it (RFC 9562 §6.2, method 3), so ids
     sort in generation order without a lock-free race: callers hold the store lock.
 
+    ``ms`` and ``value`` (the last id as an int) are the whole state. Within one
+    millisecond the next id is ``value + 1`` unless that carries into the variant bits
+    (``value + 1 & LOW_MASK == 0``); the single-append path takes that step itself and
+    calls :meth:`next` otherwise.
+
     >>> gen = IdGenerator()
     >>> a, b = gen.next(1_700_000_000_000), gen.next(1_700_000_000_000)
     >>> a < b and uuid.UUID(bytes=a).version == 7
     True
     """
 
-    __slots__ = ("_counter", "_ms", "_value")
+    __slots__ = ("ms", "value")
 
-    _COUNTER_BITS = 74
-    _LOW_MASK = (1 << 62) - 1
+    COUNTER_BITS = 74
+    LOW_MASK = (1 << 62) - 1
 
     def __init__(self) -> None:
-        self._ms = -1
-        self._counter = 0
-        self._value = 0
+        self.ms = -1
+        self.value = 0
 
     def next(self, now_ms: int) -> bytes:
-        if now_ms <= self._ms:
-            # Same millisecond (or a clock step back): the next id is the last plus one,
-            # unless that carries out of the low 62 bits into the variant field.
-            value = self._value + 1
-            if value & self._LOW_MASK:
-                self._value = value
-                self._counter += 1
-                return value.to_bytes(16, "big")
-            self._counter += 1
+        if now_ms <= self.ms:
+            # Same millisecond (or a clock step back): the counter goes on.
+            counter = self._counter() + 1
         else:
-            self._ms = now_ms
+            self.ms = now_ms
             # Leave the top bit clear so a millisecond never overflows into the next.
-            self._counter = random.getrandbits(self._COUNTER_BITS - 1)
-        c = self._counter
-        value = (
-            (self._ms << 80) | (0x7 << 76) | ((c >> 62) << 64) | (0b10 << 62) | (c & self._LOW_MASK)
-        )
-        self._value = value
+            counter = random.getrandbits(self.COUNTER_BITS - 1)
+        self.value = value = self._compose(counter)
         return value.to_bytes(16, "big")
+
+    def _counter(self) -> int:
+        value = self.value
+        return (((value >> 64) & 0xFFF) << 62) | (value & self.LOW_MASK)
+
+    def _compose(self, c: int) -> int:
+        low = self.LOW_MASK
+        return (self.ms << 80) | (0x7 << 76) | ((c >> 62) << 64) | (0b10 << 62) | (c & low)
 
     def next_many(self, now_ms: int, n: int) -> np.ndarray:
         """``n`` consecutive ids as a uint8 array of 16 bytes each (for batches).
@@ -237,21 +208,17 @@ class IdGenerator:
         """
         if n <= 0:
             return np.empty(0, np.uint8)
-        if now_ms > self._ms:
-            self._ms = now_ms
-            self._counter = random.getrandbits(self._COUNTER_BITS - 1)
+        if now_ms > self.ms:
+            self.ms = now_ms
+            start = random.getrandbits(self.COUNTER_BITS - 1)
         else:
-            self._counter += 1
-        start = self._counter
-        self._counter = c = start + n - 1
-        self._value = (
-            (self._ms << 80) | (0x7 << 76) | ((c >> 62) << 64) | (0b10 << 62) | (c & self._LOW_MASK)
-        )
-        lo = np.uint64(start & self._LOW_MASK) + np.arange(n, dtype=np.uint64)
+            start = self._counter() + 1
+        self.value = self._compose(start + n - 1)
+        lo = np.uint64(start & self.LOW_MASK) + np.arange(n, dtype=np.uint64)
         carry = lo >> np.uint64(62)
-        lo &= np.uint64(self._LOW_MASK)
+        lo &= np.uint64(self.LOW_MASK)
         hi = np.uint64(start >> 62) + carry
         out = np.empty((n, 2), dtype=">u8")
-        out[:, 0] = (np.uint64(self._ms) << np.uint64(16)) | np.uint64(0x7000) | hi
+        out[:, 0] = (np.uint64(self.ms) << np.uint64(16)) | np.uint64(0x7000) | hi
         out[:, 1] = np.uint64(0b10 << 62) | lo
         return out.view(np.uint8).reshape(-1)

@@ -27,8 +27,10 @@ class Settings:
     recovery: RecoveryMode = "truncate_tail"
     # A WAL file is closed and a new one begun past this size.
     wal_segment_bytes: int = 64 * 1024 * 1024
-    # Pending WAL bytes that make an append write them out at once instead of waiting for
-    # the flusher thread: bounds the memory an unflushed burst can hold.
+    # Pending WAL bytes that are written out at once instead of at the next interval: by
+    # the flusher thread, beside the appending one, or by the append itself when there is
+    # no flusher or it is four buffers behind. Bounds what a killed process can lose
+    # between fsyncs, whatever the interval.
     wal_buffer_bytes: int = 1024 * 1024
     # The unsealed tail is sealed into a Parquet segment past this many events. Measured on
     # the 2-core dev machine with ~110-byte payloads: sealing 100K events takes ~140 ms and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import pickle
 import uuid
 
 import pytest
@@ -56,6 +57,22 @@ def test_payload_and_metadata_round_trip(store):
     assert got.payload == {"a": [1, {"b": None}], "s": "ü"}
     assert got.metadata == {"user": "u1"}
     assert got == ev
+
+
+def test_an_event_is_an_immutable_record_equal_by_content(store):
+    ev = store.append("t", "e", {"a": 1, "b": [2]}, metadata={"m": 1})
+    with pytest.raises(AttributeError):
+        ev.version = 9  # type: ignore[misc]
+    assert ev.payload is ev.payload  # decoded once
+    # The same event with its JSON spelled differently is equal; any other field is not.
+    respelled = ev._replace(payload_json=b'{ "b": [2], "a": 1 }')
+    # (Both operators: a tuple subclass has tuple's own __ne__ unless it says otherwise.)
+    assert respelled == ev and (respelled != ev) is False and hash(respelled) == hash(ev)
+    other = ev._replace(payload_json=b'{"a": 2, "b": [2]}')
+    assert other != ev and (other == ev) is False
+    assert ev._replace(version=2) != ev and ev != "not an event"
+    assert pickle.loads(pickle.dumps(ev)) == ev
+    assert ev.to_dict()["event_id"] == ev.event_id and ev.event_id.bytes == ev.event_id_bytes
 
 
 def test_payload_given_as_json_text_is_accepted(store):

@@ -6,12 +6,15 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
 import allsource_lab as asl
+from tests.conftest import open_after_crash
 
 
 def fill(store: asl.EventStore, n: int, start: int = 0) -> None:
@@ -97,6 +100,34 @@ def test_interval_policy_writes_the_wal_within_the_interval(tmp_path):
         time.sleep(0.01)
     assert wal.stat().st_size > before
     store.close()
+
+
+def test_a_full_wal_buffer_is_written_long_before_the_interval(tmp_path):
+    # fsync once a minute, 4 KiB WAL buffers: a full buffer is written at once (the
+    # flusher is woken for it), so a kill -9 loses at most the last, partial buffer.
+    path = tmp_path / "s"
+    script = (
+        "import sys, time, allsource_lab as asl\n"
+        "store = asl.open(sys.argv[1], fsync_interval_s=60, wal_buffer_bytes=4096)\n"
+        "for i in range(100):\n"
+        "    store.append('tick', f'e{i % 7}', {'i': i})\n"
+        "print('appended', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "appended"
+            time.sleep(0.5)
+        finally:
+            child.kill()
+    with open_after_crash(path) as store:
+        kept = store.stats()["events"]
+    # Each record here is ~90 bytes: 100 fill two buffers and part of a third, and a
+    # buffer holds fewer than 4096 // 80.
+    assert 100 - 4096 // 80 <= kept <= 100
 
 
 def test_orphan_segments_and_temp_files_are_removed_on_open(tmp_path):

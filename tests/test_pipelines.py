@@ -632,7 +632,7 @@ def _spec(*operators: Any, **top: Any) -> dict[str, Any]:
         ),
         (
             _spec({"type": "reduce", "aggregates": {"a": "mode"}}),
-            r"operator 0 \(reduce\): unknown aggregate 'mode' for payload.a; use one of count,",
+            r"operator 0 \(reduce\): unknown aggregate 'mode' for 'payload.a'; use one of count,",
         ),
         (_spec({"type": "reduce", "aggregates": {"*": "sum"}}), r"'\*' takes only 'count'"),
         (_spec({"type": "reduce", "aggregates": {"entity_id": "avg"}}), r"avg of entity_id makes"),

@@ -77,29 +77,65 @@ def _number(
     return row, n
 
 
-@_quiet
 @jit
-def _lookup_one(
-    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, key: np.ndarray
-) -> int:
-    """The number of one key, or -1: one call with few arguments (numba's dispatch cost
-    grows with them), for the single lookups of reads."""
+def _probe(
+    slots: np.ndarray,
+    hashes: np.ndarray,
+    koff: np.ndarray,
+    kdata: np.ndarray,
+    key: bytes,
+    h: np.uint64,
+) -> tuple[int, np.int64]:
+    """(number of one key or -1, the slot its probe ended at), given its hash ``h``."""
     size = len(key)
-    h = xxh64(key, 0, size, 0)
     mask = len(slots) - 1
     i = np.int64(h & np.uint64(mask))
     while True:
         no = slots[i]
         if no < 0:
-            return -1
+            return -1, i
         if hashes[no] == h and koff[no + 1] - koff[no] == size:
             t = koff[no]
             k = 0
             while k < size and kdata[t + k] == key[k]:
                 k += 1
             if k == size:
-                return int(no)
+                return no, i
         i = (i + 1) & mask
+
+
+@_quiet
+@jit
+def _lookup_one(
+    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, key: bytes
+) -> int:
+    """The number of one key, or -1: one call with few arguments (numba's dispatch cost
+    grows with them), for the single lookups of reads. numba takes ``bytes`` as it is (a
+    numpy view of them costs ~0.2 us more)."""
+    return _probe(slots, hashes, koff, kdata, key, xxh64(key, 0, len(key), 0))[0]
+
+
+@_quiet
+@jit
+def _intern_one(
+    slots: np.ndarray, hashes: np.ndarray, koff: np.ndarray, kdata: np.ndarray, n: int, key: bytes
+) -> tuple[int, np.uint64]:
+    """(number, XXH64) of one key, adding it as number ``n`` if new: one call, for the
+    single-append path. The number is -1 when a new key would not fit (grow, call again)."""
+    size = len(key)
+    h = xxh64(key, 0, size, 0)
+    no, i = _probe(slots, hashes, koff, kdata, key, h)
+    if no >= 0:
+        return no, h
+    if 2 * (n + 1) > len(slots) or n >= len(hashes) or koff[n] + size > len(kdata):
+        return -1, h
+    slots[i] = n
+    hashes[n] = h
+    t = koff[n]
+    for k in range(size):
+        kdata[t + k] = key[k]
+    koff[n + 1] = t + size
+    return n, h
 
 
 @jit
@@ -178,7 +214,22 @@ class KeyTable:
         >>> t.intern(b"a"), t.intern(b"b"), t.intern(b"a")
         (0, 1, 0)
         """
-        return int(self._number_all(*_one(key), add=True)[0])
+        return self.intern_hashed(key)[0]
+
+    def intern_hashed(self, key: bytes) -> tuple[int, int]:
+        """(number, XXH64) of one key, adding it if new.
+
+        >>> t = KeyTable()
+        >>> t.intern_hashed(b"hello") == (0, t.hash_of(0))
+        True
+        """
+        while True:
+            no, h = _intern_one(self._slots, self._hashes, self._koff, self._kdata, self._n, key)
+            if no >= 0:
+                if no == self._n:
+                    self._n += 1
+                return int(no), int(h)
+            self._grow(len(key))
 
     def lookup(self, key: bytes) -> int:
         """The number of one key, or -1 if it was never interned.
@@ -187,8 +238,7 @@ class KeyTable:
         >>> t.intern(b"a"), t.lookup(b"a"), t.lookup(b"b")
         (0, 0, -1)
         """
-        key_array = np.frombuffer(key, np.uint8) if key else _EMPTY_KEY
-        return int(_lookup_one(self._slots, self._hashes, self._koff, self._kdata, key_array))
+        return int(_lookup_one(self._slots, self._hashes, self._koff, self._kdata, key))
 
     def key(self, number: int) -> bytes:
         """The bytes of key ``number``.
@@ -285,14 +335,6 @@ def _resized(a: np.ndarray, size: int) -> np.ndarray:
 def _read_only(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
-
-
-_EMPTY_KEY = np.zeros(0, np.uint8)
-
-
-def _one(key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """One key as an Arrow-layout batch (valid by construction, so not checked)."""
-    return np.frombuffer(key, np.uint8), np.array([0, len(key)], np.int64)
 
 
 def _checked(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

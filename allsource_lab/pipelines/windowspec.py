@@ -115,7 +115,7 @@ def _aggregate_name(where: str, field: str, name: Any) -> str:
     if m is not None and 0 <= float(m.group(1)) <= 100:
         numeric = True
     if not numeric:
-        raise fail(where, f"unknown aggregate {name!r} for {field}; use one of {accepted}")
+        raise fail(where, f"unknown aggregate {name!r} for {field!r}; use one of {accepted}")
     if field in ("entity_id", "event_type"):
         raise fail(where, f"{name} of {field} makes no sense; use count or count_distinct")
     return name

@@ -25,6 +25,7 @@ steps = st.lists(
         st.tuples(st.just("intern_many"), st.lists(keys, max_size=30)),
         st.tuples(st.just("lookup_many"), st.lists(keys, max_size=10)),
         st.tuples(st.just("intern"), keys),
+        st.tuples(st.just("intern_hashed"), keys),
         st.tuples(st.just("lookup"), keys),
     ),
     max_size=25,
@@ -50,6 +51,9 @@ def test_interning_matches_a_dict_model(steps, capacity):
             want = [model.get(k, -1) for k in arg]
         elif op == "intern":
             got, want = table.intern(arg), model.setdefault(arg, len(model))
+        elif op == "intern_hashed":
+            got = table.intern_hashed(arg)
+            want = (model.setdefault(arg, len(model)), xxhash.xxh64_intdigest(arg))
         else:
             got, want = table.lookup(arg), model.get(arg, -1)
         assert got == want, op
@@ -69,6 +73,18 @@ def test_growth_across_many_rehashes_keeps_every_number():
     assert len(table) == len(names)
     assert table.lookup_many(*arrow_layout(names)).tolist() == list(range(len(names)))
     assert table.key(49_999) == b"entity-49999"
+
+
+def test_one_at_a_time_growth_of_slots_numbers_and_key_bytes():
+    # Capacity 1 and keys longer than the 16 bytes per key first reserved: every kind of
+    # growth happens between single interns, and the numbers agree with bulk lookups.
+    table = KeyTable(capacity=1)
+    names = [f"a-rather-long-entity-name-{i}".encode() for i in range(5000)]
+    for i, name in enumerate(names):
+        assert table.intern_hashed(name) == (i, xxhash.xxh64_intdigest(name))
+        assert table.intern(names[i // 2]) == i // 2
+    assert table.lookup_many(*arrow_layout(names)).tolist() == list(range(len(names)))
+    assert table.key(4999) == names[4999]
 
 
 def test_new_keys_are_numbered_from_the_old_length_in_row_order():

@@ -35,9 +35,15 @@ model = {}
 numbers = t.intern_many(data, offsets).tolist()
 assert numbers == [model.setdefault(s, len(model)) for s in items[1:]]
 assert t.intern(b"") == len(model) and t.lookup(b"zz") == -1
+for i in range(40):  # one at a time, through growth
+    key = f"single-{i}".encode()
+    assert t.intern_hashed(key) == (len(model) + 1 + i, xxhash.xxh64_intdigest(key))
 assert t.lookup_many(data, offsets).tolist() == numbers
-assert string_array_from_buffers(*t.key_buffers()).to_pylist() == list(model) + [""]
-assert t.hashes().tolist() == [xxhash.xxh64_intdigest(k.encode()) for k in list(model) + [""]]
+singles = [f"single-{i}" for i in range(40)]
+assert string_array_from_buffers(*t.key_buffers()).to_pylist() == list(model) + [""] + singles
+assert t.hashes().tolist() == [
+    xxhash.xxh64_intdigest(k.encode()) for k in list(model) + [""] + singles
+]
 
 text = b'{"a": [1, 2.5, "x"], "b": null}'
 assert jsontext.check_objects(np.frombuffer(text, np.uint8), np.array([0, len(text)]), 64)[0] == -1
