@@ -179,10 +179,9 @@ def events_from_table(table: pa.Table) -> list[Event]:
     rec = cols["recorded_at"].cast(pa.int64()).to_pylist()
     payload = cols["payload"].combine_chunks().storage.to_pylist()
     metadata = cols["metadata"].combine_chunks().storage.to_pylist()
-    new = tuple.__new__  # one C call per event (Event is a named tuple)
     return [
-        new(Event, row)
-        for row in zip(
+        Event(s, t, e, v, a, r, i, p, m, part, sv)
+        for s, t, e, v, a, r, i, p, m, part, sv in zip(
             cols["sequence"].to_pylist(),
             cols["event_type"].to_pylist(),
             cols["entity_id"].to_pylist(),

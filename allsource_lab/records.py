@@ -26,6 +26,7 @@ from allsource_lab.kernels import records as kernel
 
 __all__ = [
     "BATCH_HEADER",
+    "FRAMED_SINGLE_HEADER",
     "KIND_BATCH",
     "KIND_SINGLE",
     "SINGLE_HEADER",
@@ -43,6 +44,12 @@ KIND_BATCH = 2
 # none), partition, len(type), len(entity), len(metadata), len(payload)
 SINGLE_HEADER = struct.Struct("<Bqqqq16sihHHII")
 assert SINGLE_HEADER.size == kernel.HEADER_SIZE
+
+# The single-append path packs the WAL frame header (length, then a zero where the
+# CRC32C goes: the WAL writer fills it in, see wal.fill_checksums) and the record header
+# in one call.
+FRAMED_SINGLE_HEADER = struct.Struct("<II" + SINGLE_HEADER.format[1:])
+assert FRAMED_SINGLE_HEADER.size == 8 + SINGLE_HEADER.size
 
 # kind, count, first_sequence, recorded_us, 3 bytes padding (arrays start 8-aligned)
 BATCH_HEADER = struct.Struct("<BIqq3x")

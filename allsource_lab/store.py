@@ -45,7 +45,13 @@ from allsource_lab.pipelines import Pipelines
 from allsource_lab.projections.base import EventBatch, EventList, Projection
 from allsource_lab.projections.runner import Projections
 from allsource_lab.reads import Reader, one_batch
-from allsource_lab.records import SINGLE_HEADER, ColumnBatch, encode_batch, to_record_batch
+from allsource_lab.records import (
+    FRAMED_SINGLE_HEADER,
+    SINGLE_HEADER,
+    ColumnBatch,
+    encode_batch,
+    to_record_batch,
+)
 from allsource_lab.settings import Settings
 from allsource_lab.state import (
     HotStates,
@@ -58,7 +64,7 @@ from allsource_lab.state import (
 )
 from allsource_lab.storage import FolderStorage, Loaded, MemoryStorage, Storage
 from allsource_lab.tail import Tail
-from allsource_lab.wal import FRAME
+from allsource_lab.wal import FRAME, fill_checksums
 
 __all__ = ["BatchResult", "EventStore"]
 
@@ -71,10 +77,10 @@ _NO_POSITIONS = np.empty(0, np.int64)
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _dumps = orjson.dumps
 _crc = _crc32c.crc32c
-_pack_single = SINGLE_HEADER.pack
+_pack_framed = FRAMED_SINGLE_HEADER.pack
+_SINGLE_FIXED = SINGLE_HEADER.size  # a single record's body before its four texts
 _pack_frame = FRAME.pack
 _time_ns = time.time_ns
-_new_tuple = tuple.__new__
 _ID_LOW_MASK = IdGenerator.LOW_MASK
 # Unwritten WAL buffers the flusher may fall behind by before appends write themselves.
 _WAL_BACKLOG = 4
@@ -203,7 +209,7 @@ class EventStore:
         self._versions = array("q")
         self._entity_partition = array("h")
         self._log = self._tail.log  # the append path adds its records here
-        # Bytes ever put in the WAL stream = _stream_base + the tail log's (dropped + len).
+        # Bytes ever put in the WAL stream = _stream_base + the tail's size (see _stream_end).
         self._stream_base = 0
         self._synced = 0  # of those, bytes written and fsynced
         # WAL bytes a full disk refused, in order: written before anything newer, and
@@ -441,11 +447,18 @@ class EventStore:
                 else:
                     eid = ids.next(ms)
             seq = self._next_seq
-            # One join, then the frame header and body appended separately: each extra
-            # concatenation copies the record again (~0.1 us apiece, measured).
-            body = b"".join(
+            # One framed record: frame and record headers packed together, the CRC left
+            # for the WAL writer to fill in (see _write_log), one join, one append.
+            lt = len(tb)
+            le = len(eb)
+            lm = len(mb)
+            lp = len(pb)
+            log = self._log  # the WAL writer and the tail's decoder both read it
+            log += b"".join(
                 (
-                    _pack_single(
+                    _pack_framed(
+                        _SINGLE_FIXED + lt + le + lm + lp,
+                        0,
                         1,
                         seq,
                         version,
@@ -454,10 +467,10 @@ class EventStore:
                         eid,
                         sv,
                         part,
-                        len(tb),
-                        len(eb),
-                        len(mb),
-                        len(pb),
+                        lt,
+                        le,
+                        lm,
+                        lp,
                     ),
                     tb,
                     eb,
@@ -465,9 +478,6 @@ class EventStore:
                     pb,
                 )
             )
-            log = self._log  # the WAL writer and the tail's decoder both read it
-            log += _pack_frame(len(body), _crc(body))
-            log += body
             self._versions[no] = version
             self._next_seq = seq + 1
             # Work for after the lock: the stream end to fsync through, or -1 for a
@@ -482,9 +492,8 @@ class EventStore:
             lock.release()
         if after:
             self._after_append(seq, after)
-        schema_version = None if sv < 0 else sv
-        event = _new_tuple(
-            Event, (seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, schema_version)
+        event = Event(
+            seq, event_type, entity_id, version, ts, rec, eid, pb, mb, part, None if sv < 0 else sv
         )
         if self._listeners:
             self._recent = event
@@ -590,15 +599,22 @@ class EventStore:
                 self._io_lock.release()
         return True
 
-    def _write_log(self, *pieces: Any, locked: bool = False) -> None:
+    def _write_log(
+        self, singles: bytearray | None = None, *pieces: Any, locked: bool = False
+    ) -> None:
         """Write WAL bytes after any a full disk refused earlier (under _io_lock, and
-        under _lock too if ``locked``).
+        under _lock too if ``locked``): ``singles``, records taken from the tail's log,
+        whose checksums are filled in first, then ``pieces`` as they are.
 
         Raises:
             _DiskFull: no room; the bytes are kept and nothing more is accepted until a
                 later write (or flush) gets them out.
             OSError: any other failure (the caller stops the store).
         """
+        if singles:
+            if self._storage.durable:
+                fill_checksums(singles)
+            pieces = (singles, *pieces)
         if self._wal_retry:
             pieces = (self._wal_retry, *pieces)
         try:
@@ -896,13 +912,14 @@ class EventStore:
 
     def _stream_end(self) -> int:
         """Bytes ever put in the WAL stream (single records and batches), under _lock."""
-        tail = self._tail
-        return self._stream_base + tail.dropped + len(tail.log)
+        return self._stream_base + self._tail.size
 
     def _take_unwritten(self) -> bytearray:
-        """The single records no WAL write has taken yet, under _lock."""
+        """The single records no WAL write has taken yet, under _lock: the tail's log
+        buffer itself, which the append path leaves for a new one."""
         data = self._tail.take_unwritten()
-        self._busy_at = self._tail.written + self._wal_limit
+        self._log = self._tail.log
+        self._busy_at = self._wal_limit
         return data
 
     def _new_tail(self, first: int) -> None:
@@ -1900,7 +1917,7 @@ class EventStore:
                 + reader.nbytes()
                 + self._keys.nbytes()
                 + self._snapshots.nbytes()
-                + len(self._log)
+                + self._tail.held
                 + 8 * len(self._versions)
             )
             return {

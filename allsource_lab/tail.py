@@ -1,10 +1,11 @@
 """The unsealed tail: events accepted since the last checkpoint, in sequence order.
 
-Single appends add their framed WAL record to one byte buffer, ``log`` (~180 bytes of
+Single appends add their framed WAL records to one byte buffer, ``log`` (~180 bytes of
 memory per event instead of a dozen Python objects). The same bytes serve twice: the WAL
-writer takes what it has not written yet, and readers decode what they have not seen yet
-into an Arrow batch (a kernel, only when someone reads). Bytes both consumers are done
-with are dropped from the front. Batches arrive as Arrow already and are kept as they are.
+writer takes the buffer whole (a fresh one takes its place: no copy, and no buffer grows
+past what is appended between two writes), and readers decode what they have not seen
+yet into an Arrow batch (a kernel, only when someone reads). A buffer goes once both are
+done with it. Batches arrive as Arrow already and are kept as they are.
 """
 
 from __future__ import annotations
@@ -17,26 +18,25 @@ from allsource_lab.records import decode_singles, to_record_batch
 
 __all__ = ["Tail"]
 
-# Below this, bytes already written and decoded stay in the log until it is empty: a
-# front deletion is cheap, but not free, and small logs empty often.
-_TRIM_BYTES = 1 << 20
-
 
 class Tail:
-    """Arrow record batches plus the log of single-event records.
+    """Arrow record batches plus the single-event records not decoded yet.
 
-    ``log[written:]`` has not been handed to the WAL writer yet; ``log[decoded:]`` has not
-    been decoded into ``chunks`` yet. Both are changed only under the store's lock.
+    ``log`` has not been handed to the WAL writer yet, and ``log[decoded:]`` has not
+    been decoded into ``chunks``; ``handed`` holds the buffers the writer took whose
+    records are not all decoded yet, each with how much of it is. All of it changes only
+    under the store's lock.
     """
 
-    __slots__ = ("chunks", "decoded", "dropped", "generation", "log", "written")
+    __slots__ = ("chunks", "decoded", "dropped", "generation", "handed", "handed_bytes", "log")
 
     def __init__(self, chunks: list[pa.RecordBatch] | None = None) -> None:
         self.chunks: list[pa.RecordBatch] = list(chunks or [])
         self.log = bytearray()
-        self.written = 0
         self.decoded = 0
-        self.dropped = 0  # bytes removed from the front of ``log`` so far
+        self.handed: list[tuple[bytearray, int]] = []
+        self.handed_bytes = 0
+        self.dropped = 0  # bytes of records both written and decoded, let go
         # Bumped whenever chunks are merged, so a reader holding rows by chunk knows to
         # look again (appending a chunk leaves earlier ones as they were).
         self.generation = 0
@@ -44,23 +44,29 @@ class Tail:
     @property
     def unwritten(self) -> int:
         """Bytes of single-event records the WAL writer has not taken yet."""
-        return len(self.log) - self.written
+        return len(self.log)
+
+    @property
+    def size(self) -> int:
+        """Bytes of single-event records ever added."""
+        return self.dropped + self.handed_bytes + len(self.log)
+
+    @property
+    def held(self) -> int:
+        """Bytes of single-event records in memory."""
+        return self.handed_bytes + len(self.log)
 
     def take_unwritten(self) -> bytearray:
-        """A copy of the records not yet handed to the WAL writer, now marked handed."""
-        log = self.log
-        data = log[self.written :]
-        self.written = len(log)
-        done = min(self.written, self.decoded)
-        if done == len(log):
-            del log[:]  # in place: the store's append path holds this very buffer
-            self.written = self.decoded = 0
-            self.dropped += done
-        elif done >= _TRIM_BYTES:
-            del log[:done]
-            self.written -= done
-            self.decoded -= done
-            self.dropped += done
+        """The records not yet handed to the WAL writer: the buffer itself, which nobody
+        appends to again (``log`` is a new, empty one)."""
+        data = self.log
+        if self.decoded < len(data):
+            self.handed.append((data, self.decoded))
+            self.handed_bytes += len(data)
+        else:
+            self.dropped += len(data)
+        self.log = bytearray()
+        self.decoded = 0
         return data
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
@@ -68,20 +74,27 @@ class Tail:
         self.chunks.append(batch)
 
     def freeze(self) -> None:
-        """Decode the records not decoded yet into a batch (so readers see Arrow only)."""
+        """Decode the records not decoded yet into batches (so readers see Arrow only)."""
+        for data, done in self.handed:
+            self._decode(data, done, len(data))
+        self.dropped += self.handed_bytes
+        self.handed = []
+        self.handed_bytes = 0
         end = len(self.log)
-        if self.decoded == end:
-            return
-        buf = np.frombuffer(self.log, np.uint8)
-        batch = to_record_batch(decode_singles(buf, self.decoded, end))
-        del buf  # release the export: the log must stay resizable
-        self.decoded = end
-        self.chunks.append(batch)
+        if self.decoded < end:
+            self._decode(self.log, self.decoded, end)
+            self.decoded = end
         # Many tiny chunks (single appends between reads) make every read slower.
         if len(self.chunks) > 64:
             merged = pa.Table.from_batches(self.chunks, EVENT_SCHEMA).combine_chunks()
             self.chunks = merged.to_batches()
             self.generation += 1
+
+    def _decode(self, data: bytearray, start: int, end: int) -> None:
+        buf = np.frombuffer(data, np.uint8)
+        batch = to_record_batch(decode_singles(buf, start, end))
+        del buf  # release the export: the log must stay resizable
+        self.chunks.append(batch)
 
     def table(self) -> pa.Table:
         self.freeze()

@@ -202,21 +202,21 @@ def test_unknown_setting_is_a_clear_type_error():
         asl.open(fsync="sometimes")
 
 
-@pytest.mark.parametrize("trim_bytes", [1, 64, 1 << 20])
+@pytest.mark.parametrize("buffer_bytes", [1, 4096, 1 << 20])
 def test_reads_flushes_and_batches_interleaved_with_single_appends_lose_nothing(
-    tmp_path, monkeypatch, trim_bytes
+    tmp_path, buffer_bytes
 ):
-    # Single appends share one buffer between the WAL writer and the tail's decoder;
-    # whichever finishes last drops the bytes both are done with. Interleave them at
-    # random so every order of "written", "decoded" and "dropped" happens.
+    # Single appends share their buffers between the WAL writer and the tail's decoder;
+    # a buffer goes once both are done with it. Interleave writes (flushes, batches and
+    # full buffers: with 1 byte every append fills one), reads and checkpoints at random
+    # so every order of "written", "decoded" and "let go" happens.
     import random
 
-    from allsource_lab import tail
-
-    monkeypatch.setattr(tail, "_TRIM_BYTES", trim_bytes)
-    rng = random.Random(trim_bytes)
+    rng = random.Random(buffer_bytes)
     path = tmp_path / "s"
-    store = asl.open(path, fsync="never", checkpoint_every_events=10**9)
+    store = asl.open(
+        path, fsync="never", checkpoint_every_events=10**9, wal_buffer_bytes=buffer_bytes
+    )
     expected: list[tuple[str, int]] = []
     for step in range(3000):
         roll = rng.random()

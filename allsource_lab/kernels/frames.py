@@ -70,6 +70,23 @@ def scan(buf: np.ndarray, start: int, end: int, max_length: int) -> tuple[np.nda
     return starts[:n].copy(), status, p
 
 
+@jit
+def fill_checksums(buf: np.ndarray, start: int, end: int, max_length: int) -> int:
+    """Write each frame's CRC32C from ``start`` on into its header, for frames made with
+    the checksum left for later; returns where it stopped (``end``, or the offset of a
+    frame whose length does not fit)."""
+    p = start
+    while p + FRAME_SIZE <= end:
+        length = _u32(buf, p)
+        if length == 0 or length > max_length or p + FRAME_SIZE + length > end:
+            return p
+        c = crc32c(buf, p + FRAME_SIZE, p + FRAME_SIZE + length, 0)
+        for k in range(4):
+            buf[p + 4 + k] = (c >> (8 * k)) & 0xFF
+        p += FRAME_SIZE + length
+    return p
+
+
 # next_valid's answer when finding out would cost more checksum work than it may spend.
 UNKNOWN = -2
 

@@ -45,6 +45,11 @@ assert t.hashes().tolist() == [
     xxhash.xxh64_intdigest(k.encode()) for k in list(model) + [""] + singles
 ]
 
+from allsource_lab import wal
+framed = bytearray(wal.FRAME.pack(3, 0) + b"abc" + wal.FRAME.pack(1, 0) + b"z")
+wal.fill_checksums(framed)
+assert bytes(framed) == wal.frame(b"abc") + wal.frame(b"z")
+
 text = b'{"a": [1, 2.5, "x"], "b": null}'
 assert jsontext.check_objects(np.frombuffer(text, np.uint8), np.array([0, len(text)]), 64)[0] == -1
 
