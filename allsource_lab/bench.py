@@ -684,10 +684,6 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
         figures: list[Figure] = []
         for name in BENCHES:
             if name in only:
-                # Untimed: each section starts with nothing left to write back from the
-                # last (the memory section writes GBs), which would slow its fsyncs: a
-                # full run once measured the schema figures at half their usual value.
-                os.sync()
                 for figure in steps[name]():
                     print_row(figure)
                     figures.append(figure)
