@@ -6,6 +6,7 @@ materialized (``len``, iteration, ``to_arrow``, ``to_pandas``, display) and then
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -172,7 +173,23 @@ class EventFrame:
 
 
 def events_from_table(table: pa.Table) -> list[Event]:
-    """Events from rows of an EVENT_SCHEMA table."""
+    """Events from rows of an EVENT_SCHEMA table.
+
+    The cyclic garbage collector is paused meanwhile (unless the caller paused it): the
+    objects made here cannot form cycles, and the collections their count would set off
+    made building events ~20% slower, and a projection applying them one at a time ~25%
+    slower in all (measured on 100K events in batches of 4096).
+    """
+    if not gc.isenabled():
+        return _events_from_table(table)
+    gc.disable()
+    try:
+        return _events_from_table(table)
+    finally:
+        gc.enable()
+
+
+def _events_from_table(table: pa.Table) -> list[Event]:
     cols = {name: table.column(name) for name in table.column_names}
     ids = cols["event_id"].combine_chunks().storage.to_pylist()
     ts = cols["timestamp"].cast(pa.int64()).to_pylist()

@@ -84,3 +84,35 @@ def test_reads_between_single_appends_stay_right_as_tail_chunks_merge(store_fact
             range(1, len(values) + 1)
         )
     assert len(store.events(event_type="t")) == 400
+
+
+def test_making_events_leaves_the_garbage_collector_as_it_was(filled, monkeypatch):
+    import gc
+
+    from allsource_lab import frame
+
+    seen: list[bool] = []
+    real = frame._events_from_table
+
+    def spy(table):
+        seen.append(gc.isenabled())
+        return real(table)
+
+    monkeypatch.setattr(frame, "_events_from_table", spy)
+    assert gc.isenabled()
+    assert len(list(filled.events(limit=5))) == 5
+    assert seen == [False] and gc.isenabled()  # paused while building, then back on
+    gc.disable()
+    try:
+        list(filled.events(limit=5))
+        assert seen[-1] is False and not gc.isenabled()  # the caller's pause is kept
+    finally:
+        gc.enable()
+
+    def broken(table):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(frame, "_events_from_table", broken)
+    with pytest.raises(RuntimeError):
+        list(filled.events(limit=5))
+    assert gc.isenabled()
