@@ -101,7 +101,7 @@ bench: $(STAMP)
 # (`make soak DURATION=3600`); the default test run has a 20 s version.
 DURATION ?= 600
 soak: $(STAMP)
-	$(BIN)/python -m allsource_lab.soak --duration $(DURATION) --report soak-report.json
+	$(BIN)/python -m allsource_lab.bench.soak --duration $(DURATION) --report soak-report.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info extension/node_modules ui-tests/node_modules

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from allsource_lab.errors import (
@@ -17,6 +16,7 @@ from allsource_lab.errors import (
     ConcurrencyError,
     CorruptionError,
     IncompatibleSchema,
+    InvalidArgument,
     InvalidEvent,
     NotFound,
     RecoveryWarning,
@@ -25,8 +25,8 @@ from allsource_lab.errors import (
     StorageError,
     StoreLocked,
 )
+from allsource_lab.eventframe import EventFrame
 from allsource_lab.events import Event
-from allsource_lab.frame import EventFrame
 from allsource_lab.integrity import IntegrityReport
 from allsource_lab.pipelines import Pipeline, Pipelines
 from allsource_lab.projections import (
@@ -37,7 +37,7 @@ from allsource_lab.projections import (
 )
 from allsource_lab.replay import ReplayJob, ReplayProgress
 from allsource_lab.settings import Settings
-from allsource_lab.store import BatchResult, EventStore
+from allsource_lab.store import BatchResult, EventStore, open
 from allsource_lab.subscriptions import Subscription
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ __all__ = [
     "EventStore",
     "IncompatibleSchema",
     "IntegrityReport",
+    "InvalidArgument",
     "InvalidEvent",
     "NotFound",
     "Pipeline",
@@ -75,34 +76,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def open(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    read_only: bool = False,
-    **settings: Any,
-) -> EventStore:
-    """Open (or create) a store in a folder, or an in-memory store when ``path`` is None.
-
-    Keyword arguments are :class:`Settings` fields, e.g. ``fsync="always"``,
-    ``recovery="strict"``, ``checkpoint_every_events=50_000``.
-
-    Raises:
-        StoreLocked: another process has the folder open for writing.
-        CorruptionError: the store's files are damaged (see ``recovery``).
-        TypeError: an unknown setting.
-
-    >>> store = open()
-    >>> store.append("a", "x", {}).sequence
-    1
-    """
-    try:
-        config = Settings(**settings)
-    except TypeError as exc:
-        known = ", ".join(Settings.__dataclass_fields__)
-        raise TypeError(f"{exc}; known settings are: {known}") from None
-    return EventStore(path, config, read_only=read_only)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,6 +4,7 @@
 
     AllSourceError
     ├── InvalidEvent(ValueError)        bad input to append/append_batch; names the row and field
+    ├── InvalidArgument(ValueError)     any other bad argument (a duration, a mode, a query option)
     ├── ConcurrencyError                expected_version did not match; says expected vs actual
     ├── NotFound(KeyError)
     ├── SchemaError
@@ -12,6 +13,9 @@
     └── StorageError(OSError)
         ├── CorruptionError             a checksum failed; names the file and byte offset
         └── StoreLocked                 another process holds the store's write lock
+
+Private errors that never leave the package (raised and caught inside it) live here too,
+so that every error the code defines is in one place.
 
 Every message says what went wrong and what to do next, in one line, so the notebook
 magics can show it without a traceback.
@@ -24,6 +28,7 @@ __all__ = [
     "ConcurrencyError",
     "CorruptionError",
     "IncompatibleSchema",
+    "InvalidArgument",
     "InvalidEvent",
     "NotFound",
     "RecoveryWarning",
@@ -55,6 +60,18 @@ class InvalidEvent(AllSourceError, ValueError):
         super().__init__(prefix + message)
         self.row = row
         self.field = field
+
+
+class InvalidArgument(AllSourceError, ValueError):
+    """A bad argument other than an event's own fields: a duration, a mode, an option.
+
+    A ``ValueError`` too, so code that catches ``ValueError`` keeps working. Nothing was
+    written or changed.
+
+    >>> import allsource_lab as asl
+    >>> issubclass(asl.InvalidArgument, ValueError)
+    True
+    """
 
 
 class ConcurrencyError(AllSourceError):

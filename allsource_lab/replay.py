@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from allsource_lab import inputs
+from allsource_lab._ingest import inputs
 from allsource_lab.projections.base import Projection
 from allsource_lab.projections.runner import restore_projection, snapshot_projection
 

@@ -22,38 +22,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allsource_lab import inputs, retries
-from allsource_lab.analytics import Analytics
-from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
-from allsource_lab.errors import (
-    ConcurrencyError,
-    CorruptionError,
-    InvalidEvent,
-    NotFound,
-    SchemaViolation,
-    StorageError,
-)
-from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
-from allsource_lab.frame import EventFrame, Query, events_from_table
-from allsource_lab.idindex import IdIndex
-from allsource_lab.integrity import IntegrityReport, check_tables
-from allsource_lab.kernels import timetravel
-from allsource_lab.kernels import versions as version_kernels
-from allsource_lab.kernels.hashing import partitions_of
-from allsource_lab.kernels.keytable import KeyTable
-from allsource_lab.pipelines import Pipelines
-from allsource_lab.projections.base import EventBatch, EventList, Projection
-from allsource_lab.projections.runner import Projections
-from allsource_lab.reads import Reader, one_batch
-from allsource_lab.records import (
-    FRAMED_SINGLE_HEADER,
-    SINGLE_HEADER,
-    ColumnBatch,
-    encode_batch,
-    to_record_batch,
-)
-from allsource_lab.settings import Settings
-from allsource_lab.state import (
+from allsource_lab._ingest import inputs, retries
+from allsource_lab._kernels import timetravel
+from allsource_lab._kernels import versions as version_kernels
+from allsource_lab._kernels.hashing import partitions_of
+from allsource_lab._kernels.keytable import KeyTable
+from allsource_lab._query.analytics import Analytics
+from allsource_lab._query.idindex import IdIndex
+from allsource_lab._query.reads import Reader, one_batch
+from allsource_lab._query.state import (
     HotStates,
     Snapshot,
     Snapshots,
@@ -62,11 +39,34 @@ from allsource_lab.state import (
     encode_snapshot,
     merge_patch,
 )
-from allsource_lab.storage import FolderStorage, Loaded, MemoryStorage, Storage
-from allsource_lab.tail import Tail
-from allsource_lab.wal import FRAME, fill_checksums
+from allsource_lab._storage.arrowbuf import string_array_from_buffers, string_buffers
+from allsource_lab._storage import FolderStorage, Loaded, MemoryStorage, Storage
+from allsource_lab._storage.records import (
+    FRAMED_SINGLE_HEADER,
+    SINGLE_HEADER,
+    ColumnBatch,
+    encode_batch,
+    to_record_batch,
+)
+from allsource_lab._storage.tail import Tail
+from allsource_lab._storage.wal import FRAME, fill_checksums
+from allsource_lab.errors import (
+    ConcurrencyError,
+    CorruptionError,
+    InvalidEvent,
+    NotFound,
+    SchemaViolation,
+    StorageError,
+)
+from allsource_lab.eventframe import EventFrame, Query, events_from_table
+from allsource_lab.events import EVENT_SCHEMA, Event, IdGenerator
+from allsource_lab.integrity import IntegrityReport, check_tables
+from allsource_lab.pipelines import Pipelines
+from allsource_lab.projections.base import EventBatch, EventList, Projection
+from allsource_lab.projections.runner import Projections
+from allsource_lab.settings import Settings
 
-__all__ = ["BatchResult", "EventStore"]
+__all__ = ["BatchResult", "EventStore", "open"]
 
 if TYPE_CHECKING:
     from allsource_lab.replay import ReplayJob
@@ -1827,7 +1827,7 @@ class EventStore:
         ``hop``) or ``"session"`` (a new window after a silence longer than ``gap``, per
         ``by`` key). ``agg`` maps fields to aggregates (default ``{"*": "count"}``);
         ``fill=True`` adds empty windows in range with zero counts. Computed by DuckDB
-        over the ``events`` view; see :mod:`allsource_lab.windows` for the exact rules.
+        over the ``events`` view; see :mod:`allsource_lab._query.windows` for the exact rules.
 
         Raises:
             ValueError: a bad kind, duration, key or aggregate, naming the accepted forms.
@@ -1840,7 +1840,7 @@ class EventStore:
         >>> [(str(w.window_start), w.count) for w in frame.itertuples()]
         [('2026-01-01 00:00:00+00:00', 3), ('2026-01-01 00:04:00+00:00', 1)]
         """
-        from allsource_lab.windows import window
+        from allsource_lab._query.windows import window
 
         return window(
             self, event_type, every, kind, hop, gap, by, agg, since, until, as_of, known_at, fill
@@ -1953,3 +1953,33 @@ class EventStore:
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
         return f"<EventStore {where}: {self._next_seq - 1} events>"
+
+
+# Named as the package exports it (asl.open); this module never needs the builtin.
+def open(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    **settings: Any,
+) -> EventStore:
+    """Open (or create) a store in a folder, or an in-memory store when ``path`` is None.
+
+    Keyword arguments are :class:`Settings` fields, e.g. ``fsync="always"``,
+    ``recovery="strict"``, ``checkpoint_every_events=50_000``.
+
+    Raises:
+        StoreLocked: another process has the folder open for writing.
+        CorruptionError: the store's files are damaged (see ``recovery``).
+        TypeError: an unknown setting.
+
+    >>> import allsource_lab as asl
+    >>> store = asl.open()
+    >>> store.append("a", "x", {}).sequence
+    1
+    """
+    try:
+        config = Settings(**settings)
+    except TypeError as exc:
+        known = ", ".join(Settings.__dataclass_fields__)
+        raise TypeError(f"{exc}; known settings are: {known}") from None
+    return EventStore(path, config, read_only=read_only)

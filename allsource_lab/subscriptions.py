@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from allsource_lab._storage.backends import state_file_name
 from allsource_lab.errors import StorageError
 from allsource_lab.events import Event
-from allsource_lab.storage import state_file_name
 
 if TYPE_CHECKING:
     from allsource_lab.store import EventStore

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
+from allsource_lab._storage.arrowbuf import string_array_from_buffers, string_buffers
 
 STRING_TYPES = [pa.string(), pa.large_string(), pa.binary(), pa.large_binary()]
 texts = st.lists(st.text(max_size=8), max_size=30)

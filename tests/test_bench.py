@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from allsource_lab.bench_projections import PROJECTION_FIGURES
-from allsource_lab.bench_windows import WINDOW_FIGURES
+from allsource_lab.bench.projections import PROJECTION_FIGURES
+from allsource_lab.bench.windows import WINDOW_FIGURES
 
 READ_FIGURES = {
     "read_entity",
@@ -72,7 +72,7 @@ def test_quick_benchmark_reports_a_positive_figure_for_every_operation(tmp_path)
 
 def test_quick_read_benchmark_reports_every_read_figure_positive_for_each_run(tmp_path):
     from allsource_lab.bench import QUICK
-    from allsource_lab.bench_reads import bench_reads
+    from allsource_lab.bench.reads import bench_reads
 
     figures = bench_reads(QUICK, tmp_path)
     assert sorted(f.key for f in figures) == sorted(READ_FIGURES)

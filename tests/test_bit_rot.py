@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.state import merge_patch
+from allsource_lab._query.state import merge_patch
 
 KINDS = ["wal", "segment", "manifest", "snapshots", "registry", "projection", "cursor"]
 SEEDS = range(5)

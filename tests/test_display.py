@@ -18,7 +18,7 @@ import pytest
 import allsource_lab as asl
 from allsource_lab import display
 from allsource_lab.display import MIMETYPE, StoreInfo, bundle
-from allsource_lab.display_views import (
+from allsource_lab.display.views import (
     VIEWS,
     CheckpointView,
     CompactionView,
@@ -42,7 +42,7 @@ from allsource_lab.display_views import (
     states_after,
 )
 
-SCHEMA = json.loads(resources.files("allsource_lab").joinpath("display_schema.json").read_text())
+SCHEMA = json.loads(resources.files("allsource_lab.display").joinpath("schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 UTC_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -519,8 +519,8 @@ def test_a_document_is_the_same_on_every_display(shop):
 
 def test_display_imports_no_notebook_machinery():
     script = (
-        "import sys, allsource_lab, allsource_lab.display, allsource_lab.display_views\n"
-        "import allsource_lab.display_render\n"
+        "import sys, allsource_lab, allsource_lab.display, allsource_lab.display.views\n"
+        "import allsource_lab.display.render\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('IPython', 'ipywidgets', 'jupyterlab', 'traitlets'))\n"
         "print(bad or 'ok')\n"

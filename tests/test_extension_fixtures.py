@@ -10,13 +10,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from allsource_lab import display, display_fixtures
+from allsource_lab import display
 from allsource_lab.display import MIMETYPE
-from allsource_lab.display_render import render_html, render_text
+from allsource_lab.display import fixtures as display_fixtures
+from allsource_lab.display.render import render_html, render_text
 
 COMMITTED = Path(__file__).parent.parent / "extension" / "fixtures"
-REGENERATE = "run `python -m allsource_lab.display_fixtures extension/fixtures`"
-SCHEMA = json.loads(resources.files("allsource_lab").joinpath("display_schema.json").read_text())
+REGENERATE = "run `python -m allsource_lab.display.fixtures extension/fixtures`"
+SCHEMA = json.loads(resources.files("allsource_lab.display").joinpath("schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 NOT_VERSION_1 = {"version-2", "unknown-kind"}  # fixtures a reader must show as the fallback
 

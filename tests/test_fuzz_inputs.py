@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import allsource_lab as asl
-from allsource_lab import inputs, wal
+from allsource_lab._ingest import inputs
+from allsource_lab._storage import wal
 
 # Examples per fuzz test in the default run, and under -m slow.
 EXAMPLES = int(os.environ.get("ASL_FUZZ_EXAMPLES", "200"))

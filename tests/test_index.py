@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.index import EventIndex, Growable, Postings
-from allsource_lab.kernels import postings as kernels
+from allsource_lab._kernels import postings as kernels
+from allsource_lab._query.index import EventIndex, Growable, Postings
 
 
 def model_positions(keys: list[int]) -> dict[int, list[int]]:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.state import merge_patch
+from allsource_lab._query.state import merge_patch
 from tests.conftest import open_after_crash
 from tests.faultfs import PowerCut, SimulatedCrash
 

@@ -89,7 +89,7 @@ def test_reads_between_single_appends_stay_right_as_tail_chunks_merge(store_fact
 def test_making_events_leaves_the_garbage_collector_as_it_was(filled, monkeypatch):
     import gc
 
-    from allsource_lab import frame
+    from allsource_lab import eventframe as frame
 
     seen: list[bool] = []
     real = frame._events_from_table

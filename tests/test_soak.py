@@ -1,4 +1,4 @@
-"""The soak run (``python -m allsource_lab.soak``) in a subprocess: a minute here, 10
+"""The soak run (``python -m allsource_lab.bench.soak``) in a subprocess: a minute here, 10
 minutes under ``-m slow``; it must pass and its report must account for what it did."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_soak_keeps_every_event_verifies_clean_and_memory_stays_bounded(
     report_path = tmp_path / "soak.json"
     done = subprocess.run(
         [
-            sys.executable, "-m", "allsource_lab.soak",
+            sys.executable, "-m", "allsource_lab.bench.soak",
             "--duration", str(duration_s),
             "--path", str(tmp_path / "soak.events"),
             "--report", str(report_path),
@@ -48,7 +48,7 @@ def test_soak_fails_with_exit_1_when_memory_grows_past_the_bound(tmp_path: Path)
     # A bound no run can meet: the store's own growth is allowed, nothing else.
     done = subprocess.run(
         [
-            sys.executable, "-m", "allsource_lab.soak", "--duration", "4",
+            sys.executable, "-m", "allsource_lab.bench.soak", "--duration", "4",
             "--memory-bound-mib", "-1", "--report", str(tmp_path / "r.json"),
         ],
         capture_output=True, text=True, timeout=120,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.state import merge_patch
+from allsource_lab._query.state import merge_patch
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.state import frame_record
-from allsource_lab.storage import state_file_name
+from allsource_lab._query.state import frame_record
+from allsource_lab._storage.backends import state_file_name
 
 
 class _Exploit:

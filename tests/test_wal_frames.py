@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.kernels import frames
-from allsource_lab.wal import FRAME, MAGIC, MAX_RECORD_BYTES, fill_checksums, frame
+from allsource_lab._kernels import walframes as frames
+from allsource_lab._storage.wal import FRAME, MAGIC, MAX_RECORD_BYTES, fill_checksums, frame
 
 
 def test_filled_frames_equal_frames_made_whole():

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import allsource_lab as asl
-from allsource_lab.kernels import frames
-from allsource_lab.wal import MAGIC, MAX_RECORD_BYTES
+from allsource_lab._kernels import walframes as frames
+from allsource_lab._storage.wal import MAGIC, MAX_RECORD_BYTES
 
 ROWS = 20_000
 BATCHES = 8
@@ -109,7 +109,7 @@ def test_salvage_after_length_damage_keeps_what_it_can_and_says_so(tmp_path, big
 
 
 def test_verify_reports_mid_file_damage_quickly(tmp_path, big_wal):
-    from allsource_lab.storage import _check_wal_file
+    from allsource_lab._storage.backends import _check_wal_file
 
     target = damaged(tmp_path, big_wal, "length")
 

@@ -44,7 +44,7 @@ def key_of(event: asl.Event, key: str) -> Any:
 def reference(
     events: list[asl.Event], kind: str, size: int, step: int, gap: int, by: list[str]
 ) -> dict[tuple[int, int, tuple[Any, ...]], list[asl.Event]]:
-    """(start, end, keys) -> events, by the rules in allsource_lab.windows."""
+    """(start, end, keys) -> events, by the rules in allsource_lab._query.windows."""
     out: dict[tuple[int, int, tuple[Any, ...]], list[asl.Event]] = defaultdict(list)
     if kind == "session":
         groups: dict[tuple[Any, ...], list[asl.Event]] = defaultdict(list)

@@ -7,7 +7,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from allsource_lab.argtypes import count, positive
+from allsource_lab._argtypes import count, positive
 from allsource_lab.cli.output import FORMATS
 
 __all__ = ["PROG", "build_parser"]

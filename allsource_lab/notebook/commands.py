@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from IPython.core.error import UsageError
 
-from allsource_lab.display_views import (
+from allsource_lab.display.views import (
     CheckpointView,
     CompactionView,
     EventsView,

@@ -22,7 +22,7 @@ import pyarrow as pa
 from IPython.core.error import UsageError
 
 from allsource_lab.display import iso
-from allsource_lab.display_views import IngestView, ProgressView
+from allsource_lab.display.views import IngestView, ProgressView
 from allsource_lab.errors import InvalidEvent
 from allsource_lab.notebook.session import Context, Outcome
 

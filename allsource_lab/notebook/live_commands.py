@@ -16,7 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from allsource_lab.display_views import PipelinesView, ProjectionsView, ReplayView, TableView
+from allsource_lab.display.views import PipelinesView, ProjectionsView, ReplayView, TableView
 from allsource_lab.notebook.session import Context, Outcome
 
 __all__ = ["explore", "pipelines", "projections", "replay", "tail", "timetravel", "widgets"]

@@ -21,7 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Int, TraitError, observe, validate
 
 from allsource_lab import display
-from allsource_lab.display_views import StoreView
+from allsource_lab.display.views import StoreView
 from allsource_lab.notebook import commands, ingest, live_commands, schema_commands
 from allsource_lab.notebook.arguments import HelpShown, Token, expand, split_line
 from allsource_lab.notebook.errors import expected, usage_error

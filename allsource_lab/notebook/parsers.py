@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from allsource_lab.argtypes import count, positive
+from allsource_lab._argtypes import count, positive
 from allsource_lab.notebook.arguments import MagicArgumentParser, bound, output_name
 
 __all__ = ["PROG", "SUMMARIES", "build_parsers"]

@@ -11,7 +11,7 @@ import argparse
 
 from IPython.core.error import UsageError
 
-from allsource_lab.display_views import (
+from allsource_lab.display.views import (
     CompatibilityView,
     SchemaListView,
     SchemaReportView,

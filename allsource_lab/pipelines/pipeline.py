@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from allsource_lab._query.windows import parse_duration
 from allsource_lab.events import Event
 from allsource_lab.pipelines.paths import key_text
 from allsource_lab.pipelines.runtime import Runtime
 from allsource_lab.pipelines.spec import DEFAULT_MAX_RESULTS, normalize_pipeline
 from allsource_lab.pipelines.windowspec import seconds
 from allsource_lab.projections.base import EventBatch, Projection
-from allsource_lab.windows import parse_duration
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from allsource_lab import inputs
+from allsource_lab._ingest import inputs
 from allsource_lab.pipelines.checks import fail, json_value, only_keys, path, text
 from allsource_lab.pipelines.expressions import expression_fields
 from allsource_lab.pipelines.paths import COLUMNS, key_text

@@ -1,6 +1,6 @@
 """Window and reduce state of a pipeline: open windows, the watermark, closed windows.
 
-Windows follow :mod:`allsource_lab.windows` exactly (event time in microseconds,
+Windows follow :mod:`allsource_lab._query.windows` exactly (event time in microseconds,
 half-open ``[start, end)``; tumbling windows at multiples of the size since the epoch;
 hopping windows of the size starting at multiples of the slide; sessions per key, a new
 one after a silence longer than the gap, spanning ``[first event, last event + gap)``),

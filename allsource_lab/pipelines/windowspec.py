@@ -15,14 +15,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from allsource_lab.pipelines.checks import fail, only_keys, path, paths
-from allsource_lab.windows import (
+from allsource_lab._query.windows import (
     AGGREGATES,
     DURATION_FORMS,
     MAX_DURATION_US,
     MAX_WINDOWS_PER_EVENT,
     parse_duration,
 )
+from allsource_lab.pipelines.checks import fail, only_keys, path, paths
 
 __all__ = ["WINDOW_TYPES", "aggregate_columns", "normalize_reduce", "normalize_window", "seconds"]
 

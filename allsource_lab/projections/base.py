@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from allsource_lab.eventframe import events_from_table
 from allsource_lab.events import Event
-from allsource_lab.frame import events_from_table
 
 if TYPE_CHECKING:
     import pandas as pd

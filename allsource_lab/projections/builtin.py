@@ -10,9 +10,9 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from allsource_lab._query.state import merge_patch
 from allsource_lab.events import Event
 from allsource_lab.projections.base import EventBatch, Projection
-from allsource_lab.state import merge_patch
 
 __all__ = ["EntitySnapshots", "EventCounter"]
 

@@ -1,7 +1,7 @@
 """Validating a column of JSON texts against one JSON Schema, with jsonschema's verdicts.
 
 ``BatchValidator`` compiles the schema into the node tables of
-:mod:`allsource_lab.kernels.jsonschema_fast` and scans the whole batch in one numba
+:mod:`allsource_lab._kernels.jsonschema_fast` and scans the whole batch in one numba
 call without decoding it. The fast path handles ``type``, ``required``, ``properties``,
 ``additionalProperties`` (true/false), ``enum`` and ``const`` of scalars, the numeric
 bounds, ``minLength``/``maxLength`` (code points), ``pattern``, ``format``, ``items``,
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from allsource_lab._ingest.inputs import row_chunks
+from allsource_lab._kernels import jsonschema_fast as k
 from allsource_lab.errors import SchemaError
-from allsource_lab.inputs import row_chunks
-from allsource_lab.kernels import jsonschema_fast as k
 
 if TYPE_CHECKING:  # jsonschema is imported when first needed: it is slow to import
     import jsonschema
@@ -358,7 +358,7 @@ class BatchValidator:
         """Indexes (int64, ascending) of the rows that are NOT valid under the schema.
 
         Row i is ``data[offsets[i]:offsets[i + 1]]`` (uint8 data, offsets as from
-        :func:`allsource_lab.arrowbuf.string_buffers`), already known to be a JSON
+        :func:`allsource_lab._storage.arrowbuf.string_buffers`), already known to be a JSON
         object. The verdicts are jsonschema's with :func:`format_checker`.
 
         Raises:

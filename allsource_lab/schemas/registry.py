@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from allsource_lab import inputs
+from allsource_lab._ingest import inputs
 from allsource_lab.errors import IncompatibleSchema, InvalidEvent, NotFound, SchemaError
 from allsource_lab.schemas import compat
 from allsource_lab.schemas.fast import BatchValidator, slow_validator

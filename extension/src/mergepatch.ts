@@ -2,7 +2,7 @@
  * JSON Merge Patch (RFC 7386) and the entity-state fold built on it.
  *
  * The Python store folds an entity's payloads with merge patch in version order
- * (`allsource_lab.state.merge_patch`); the timeline does the same when an events
+ * (`allsource_lab._query.state.merge_patch`); the timeline does the same when an events
  * document carries no `states`, so a pinned event can still show its entity's state.
  */
 

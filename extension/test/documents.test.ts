@@ -1,5 +1,5 @@
 /**
- * Every fixture document renders, natively when the contract (display_schema.json)
+ * Every fixture document renders, natively when the contract (allsource_lab/display/schema.json)
  * says it is a version-1 document of a known kind, with the HTML fallback otherwise.
  */
 
@@ -11,7 +11,7 @@ import { RENDERERS } from '../src/render';
 import { tableOf } from '../src/types';
 import { all, copy, Fixture, fixtures, render } from './fixtures';
 
-const SCHEMA = path.resolve(__dirname, '..', '..', 'allsource_lab', 'display_schema.json');
+const SCHEMA = path.resolve(__dirname, '..', '..', 'allsource_lab', 'display', 'schema.json');
 const contract = JSON.parse(fs.readFileSync(SCHEMA, 'utf8'));
 const SCHEMA_KINDS: string[] = contract.properties.kind.enum;
 const SCHEMA_VERSION: number = contract.properties.version.const;

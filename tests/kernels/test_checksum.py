@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.kernels.checksum import crc32c
+from allsource_lab._kernels.checksum import crc32c
 
 values = st.one_of(st.just(0), st.integers(1, 2**32 - 1))
 

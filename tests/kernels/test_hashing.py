@@ -8,7 +8,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.kernels.hashing import partitions_of, xxh64, xxh64_many
+from allsource_lab._kernels.hashing import partitions_of, xxh64, xxh64_many
 
 seeds = st.one_of(st.just(0), st.integers(1, 2**64 - 1))
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.kernels import jsontext
+from allsource_lab._kernels import jsontext
 
 # Big enough that only orjson's own limit of 1024 applies in the differential tests.
 NO_LIMIT = 10_000
@@ -420,7 +420,7 @@ def test_split_array_refuses_text_that_is_not_an_array():
 
 NO_JIT_SCRIPT = r"""
 import numpy as np, orjson
-from allsource_lab.kernels import jsontext as j
+from allsource_lab._kernels import jsontext as j
 def check(t, depth=64):
     return j.check_objects(np.frombuffer(t, np.uint8), np.array([0, len(t)], np.int64), depth)
 assert check(b'{"a": [1, 2.5e3, "\\ud83d\\ude00", "\xc3\xa9", true, null]}') == (-1, 0, 0)

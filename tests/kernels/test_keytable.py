@@ -9,8 +9,8 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allsource_lab.arrowbuf import string_array_from_buffers
-from allsource_lab.kernels.keytable import KeyTable
+from allsource_lab._kernels.keytable import KeyTable
+from allsource_lab._storage.arrowbuf import string_array_from_buffers
 
 # Short keys from a small alphabet repeat often and are prefixes of one another; text
 # adds multi-byte UTF-8; long ones take the eight-bytes-at-a-time comparison.

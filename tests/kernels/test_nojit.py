@@ -13,8 +13,8 @@ warnings.simplefilter("error")
 import crc32c as ref_crc, numba, numpy as np, pyarrow as pa, xxhash
 assert numba.config.DISABLE_JIT
 import allsource_lab as asl
-from allsource_lab.arrowbuf import string_array_from_buffers, string_buffers
-from allsource_lab.kernels import checksum, hashing, jsontext, keytable
+from allsource_lab._storage.arrowbuf import string_array_from_buffers, string_buffers
+from allsource_lab._kernels import checksum, hashing, jsontext, keytable
 
 rnd = random.Random(5)
 for n in [0, 1, 3, 4, 7, 8, 31, 32, 33, 64, 100, 257]:
@@ -45,7 +45,7 @@ assert t.hashes().tolist() == [
     xxhash.xxh64_intdigest(k.encode()) for k in list(model) + [""] + singles
 ]
 
-from allsource_lab import wal
+from allsource_lab._storage import wal
 framed = bytearray(wal.FRAME.pack(3, 0) + b"abc" + wal.FRAME.pack(1, 0) + b"z")
 wal.fill_checksums(framed)
 assert bytes(framed) == wal.frame(b"abc") + wal.frame(b"z")

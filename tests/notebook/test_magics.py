@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import allsource_lab as asl
 from allsource_lab import display
 from allsource_lab.display import MIMETYPE, bundle
-from allsource_lab.display_views import (
+from allsource_lab.display.views import (
     EventsView,
     IngestView,
     ReplayView,

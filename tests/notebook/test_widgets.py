@@ -13,7 +13,7 @@ import pytest
 import allsource_lab as asl
 from allsource_lab.notebook import widgets
 from allsource_lab.notebook.jsondiff import Change
-from allsource_lab.notebook.widgets_panel import json_block
+from allsource_lab.notebook.widgets.panel import json_block
 from tests.test_replay import Gate
 
 
@@ -426,7 +426,7 @@ def test_widget_threads_run_in_the_context_of_the_cell_that_made_them():
     # the value of the cell that created the widget, not whatever the kernel does later.
     import contextvars
 
-    from allsource_lab.notebook.widgets_panel import start_thread
+    from allsource_lab.notebook.widgets.panel import start_thread
 
     parent: contextvars.ContextVar[str] = contextvars.ContextVar("parent")
     parent.set("cell 7")

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allsource_lab.arrowbuf import string_buffers
-from allsource_lab.kernels import jsonschema_fast as kernel
+from allsource_lab._kernels import jsonschema_fast as kernel
+from allsource_lab._storage.arrowbuf import string_buffers
 from allsource_lab.schemas.fast import BatchValidator, format_checker, slow_validator
 
 NAMES = ["a", "b", "é", "k1", "日本"]

@@ -1,0 +1,713 @@
+"""Where a store's bytes live: a folder (durable) or memory (scratch), behind one seam.
+
+Both answer the same calls, so the store above them is written once and the contract
+tests run on each. The folder keeps the layout of DESIGN.md §4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from allsource_lab._kernels import walframes as frames
+from allsource_lab._query.state import frame_record, read_records
+from allsource_lab._storage.lock import StoreLock
+from allsource_lab._storage.manifest import (
+    Manifest,
+    fsync_folder,
+    make_folder,
+    replace_file,
+    write_whole,
+)
+from allsource_lab._storage.records import (
+    KIND_BATCH,
+    KIND_SINGLE,
+    decode_batch,
+    decode_singles,
+    to_record_batch,
+)
+from allsource_lab._storage.segments import (
+    check_segment_bytes,
+    encode_segment,
+    read_segment,
+    segment_info,
+    sort_for_segment,
+)
+from allsource_lab._storage.wal import MAX_RECORD_BYTES, LogScan, WriteAheadLog
+from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
+from allsource_lab.settings import Settings
+
+__all__ = ["FolderStorage", "Loaded", "MemoryStorage", "Storage"]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What opening found: sealed segments and the WAL's events beyond them."""
+
+    manifest: Manifest
+    segments: list[pa.Table]
+    tail: list[pa.RecordBatch]
+    problems: list[str] = field(default_factory=list)
+
+
+class Storage:
+    """The seam: the calls the store makes on its bytes."""
+
+    path: Path | None = None
+    durable = False
+
+    def load(self) -> Loaded:
+        raise NotImplementedError
+
+    def write_log(self, *pieces: Any) -> None:
+        raise NotImplementedError
+
+    def sync_log(self) -> None:
+        raise NotImplementedError
+
+    def log_size(self) -> int:
+        raise NotImplementedError
+
+    def rotate_log(self, next_sequence: int) -> None:
+        raise NotImplementedError
+
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order."""
+        raise NotImplementedError
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        """Replace every sealed segment by one of ``table``'s rows (already every sealed
+        event); returns the rows as stored (sorted for a segment)."""
+        raise NotImplementedError
+
+    def verify(self) -> tuple[list[str], int]:
+        raise NotImplementedError
+
+    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
+        """Snapshot record bodies stored so far, and problems met reading them."""
+        return [], []
+
+    def wal_bytes(self) -> int:
+        """Bytes in the WAL files on disk."""
+        return 0
+
+    def segment_files(self) -> list[Path]:
+        """The live segment files (for querying them directly), oldest first."""
+        return []
+
+    def write_snapshots(self, bodies: list[bytes]) -> None:
+        """Add snapshot records durably (after the events they fold are durable)."""
+
+    def load_registry(self) -> tuple[list[bytes], list[str]]:
+        """Schema registry record bodies, oldest first, and problems met reading them."""
+        return [], []
+
+    def write_registry(self, bodies: list[bytes]) -> None:
+        """Add schema registry records durably (fsynced before returning)."""
+
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        """Named state records of one kind (``"projections"``, ``"subscriptions"``).
+
+        Returns ``{name: body}`` and problems met reading them (a damaged file is
+        reported and left out, never fatal: the caller rebuilds what it held).
+        """
+        raise NotImplementedError
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        """Replace (or with ``None`` remove) one named state record, atomically and durably."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class MemoryStorage(Storage):
+    """The in-memory twin: no files, no durability, same answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.manifest = Manifest(store_id=str(uuid.uuid4()), partitions=settings.partitions)
+        self.segments: list[pa.Table] = []
+        self._states: dict[str, dict[str, bytes]] = {}
+
+    def load(self) -> Loaded:
+        return Loaded(self.manifest, list(self.segments), [])
+
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        return dict(self._states.get(kind, {})), []
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        states = self._states.setdefault(kind, {})
+        if body is None:
+            states.pop(name, None)
+        else:
+            states[name] = bytes(body)
+
+    def write_log(self, *pieces: Any) -> None:
+        pass
+
+    def sync_log(self) -> None:
+        pass
+
+    def log_size(self) -> int:
+        return 0
+
+    def rotate_log(self, next_sequence: int) -> None:
+        pass
+
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        ordered, order = sort_for_segment(table)
+        self.segments.append(ordered)
+        self.manifest.sealed_through = through
+        return ordered, order
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        ordered, _ = sort_for_segment(table)
+        self.segments = [ordered]
+        return ordered
+
+    def verify(self) -> tuple[list[str], int]:
+        return [], 0
+
+    def close(self) -> None:
+        pass
+
+
+class FolderStorage(Storage):
+    """A store folder: ``wal/``, ``segments/``, ``manifest.json`` and ``LOCK``."""
+
+    durable = True
+
+    def __init__(self, path: Path, settings: Settings, *, read_only: bool) -> None:
+        self.path = path
+        self.settings = settings
+        self.read_only = read_only
+        self.wal_dir = path / "wal"
+        self.segment_dir = path / "segments"
+        self.snapshot_log = path / "snapshots" / "snapshots.log"
+        self.registry_log = path / "schemas" / "registry.log"
+        if read_only:
+            if not (path / "manifest.json").exists():
+                raise StorageError(
+                    f"{path} is not a store (no manifest.json); open it without "
+                    "read_only=True to create one"
+                )
+        else:
+            try:
+                for folder in (path, self.wal_dir, self.segment_dir):
+                    make_folder(folder)
+            except OSError as exc:
+                raise StorageError(f"cannot create the store folder {path}: {exc}") from exc
+        self.lock = StoreLock(path)
+        if not read_only:
+            self.lock.acquire()
+        self.wal = WriteAheadLog(self.wal_dir)
+        self._housekeeping: Future[None] | None = None  # what the last checkpoint left
+        self.manifest: Manifest | None = None
+
+    # -- open --------------------------------------------------------------------------
+
+    def load(self) -> Loaded:
+        manifest_path = self.path / "manifest.json"  # type: ignore[operator]
+        if manifest_path.exists():
+            manifest = Manifest.from_bytes(manifest_path.read_bytes(), str(manifest_path))
+        else:
+            sealed = sorted(self.segment_dir.glob("*.parquet"))
+            if sealed:
+                # Segments without a manifest: a new manifest would call them orphans and
+                # delete the only copy of their events. Refuse and keep every byte.
+                raise CorruptionError(
+                    f"manifest.json is missing but {len(sealed)} segment file(s) exist; "
+                    "restore manifest.json from a backup (nothing was changed)",
+                    path=str(manifest_path),
+                )
+            manifest = Manifest(store_id=str(uuid.uuid4()), partitions=self.settings.partitions)
+            manifest.write(self.path)  # type: ignore[arg-type]
+        if self.read_only:
+            manifest, segments, scan, batches = self._read_consistent(manifest_path)
+        else:
+            segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+            self._remove_orphans(manifest)
+            scan = self.wal.scan(self.settings.recovery, repair=True)
+            batches = self._decode(scan, manifest.sealed_through)
+        self.manifest = manifest
+        if scan.truncated and not self.read_only:
+            warnings.warn(
+                f"{self.path}: cut off a torn final WAL record "
+                f"({'; '.join(f'{f} at byte {o}' for f, o in scan.truncated)}); it was "
+                "never fully written, so it was not acknowledged under fsync='always'",
+                RecoveryWarning,
+                stacklevel=4,
+            )
+        if not self.read_only:
+            self.wal.open_for_append(
+                self._next_sequence(manifest, batches), fresh=scan.damaged_last_file
+            )
+        return Loaded(manifest, segments, batches, list(scan.problems))
+
+    def _read_consistent(
+        self, manifest_path: Path
+    ) -> tuple[Manifest, list[pa.Table], LogScan, list[pa.RecordBatch]]:
+        """Manifest, segments and WAL as of one moment, beside a writer that may checkpoint.
+
+        A checkpoint between reading the manifest and listing the WAL would trim WAL files
+        the old manifest does not cover; so read, then check the manifest did not change,
+        and read again if it did.
+        """
+        for _ in range(20):
+            raw = manifest_path.read_bytes()
+            manifest = Manifest.from_bytes(raw, str(manifest_path))
+            try:
+                segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+                scan = self.wal.scan(self.settings.recovery, repair=False)
+            except FileNotFoundError:
+                continue  # a WAL file trimmed while we listed them: the manifest moved on
+            if manifest_path.read_bytes() == raw:
+                return manifest, segments, scan, self._decode(scan, manifest.sealed_through)
+        raise StorageError(
+            f"{self.path} kept changing under this read-only open (a writer checkpointing "
+            "continuously); try again"
+        )
+
+    @staticmethod
+    def _next_sequence(manifest: Manifest, batches: list[pa.RecordBatch]) -> int:
+        last = manifest.sealed_through
+        for b in batches:
+            if b.num_rows:
+                last = max(last, int(b.column(0)[-1].as_py()))
+        return last + 1
+
+    def _decode(self, scan: LogScan, sealed_through: int) -> list[pa.RecordBatch]:
+        out: list[pa.RecordBatch] = []
+        for log_file in scan.files:
+            data = log_file.data
+            starts = np.concatenate(log_file.starts) if log_file.starts else np.empty(0, np.int64)
+            run_start = -1
+            run_end = -1
+            for s in starts.tolist():
+                length = int.from_bytes(data[s : s + 4].tobytes(), "little")
+                kind = int(data[s + 8])
+                end = s + 8 + length
+                if kind == KIND_SINGLE:
+                    if run_start >= 0 and s == run_end:
+                        run_end = end
+                        continue
+                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
+                    run_start, run_end = s, end
+                elif kind == KIND_BATCH:
+                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
+                    run_start = run_end = -1
+                    body = data[s + 8 : end]
+                    out.append(
+                        to_record_batch(decode_batch(body, path=str(log_file.path), offset=s))
+                    )
+                else:
+                    raise CorruptionError(
+                        f"unknown WAL record kind {kind}; written by a newer version?",
+                        path=str(log_file.path),
+                        offset=s,
+                    )
+            self._flush_run(out, data, run_start, run_end, str(log_file.path))
+        # Records already sealed into a segment (a crash between the manifest update and
+        # the WAL trim) are skipped here rather than trusted to be deleted.
+        kept = []
+        for b in out:
+            if b.num_rows and int(b.column(0)[-1].as_py()) > sealed_through:
+                first = int(b.column(0)[0].as_py())
+                if first <= sealed_through:
+                    b = b.slice(sealed_through - first + 1)
+                kept.append(b)
+        return kept
+
+    @staticmethod
+    def _flush_run(
+        out: list[pa.RecordBatch], data: np.ndarray, start: int, end: int, path: str
+    ) -> None:
+        if start >= 0:
+            out.append(to_record_batch(decode_singles(data, start, end, path)))
+
+    def _remove_orphans(self, manifest: Manifest) -> None:
+        live = {s.file for s in manifest.segments}
+        removed = False
+        for path in self.segment_dir.iterdir():
+            if path.name not in live:
+                # A segment written but never committed to the manifest, or a temp file.
+                path.unlink()
+                removed = True
+        for path in (self.path / "manifest.json.tmp",):  # type: ignore[operator]
+            if path.exists():
+                path.unlink()
+                removed = True
+        if removed:
+            fsync_folder(self.segment_dir)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write_log(self, *pieces: Any) -> None:
+        self.wal.write(*pieces)
+
+    def sync_log(self) -> None:
+        self.wal.sync()
+
+    def log_size(self) -> int:
+        return self.wal.size
+
+    def rotate_log(self, next_sequence: int) -> None:
+        self.wal.rotate(next_sequence, sync=True)
+
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
+
+        The order is what makes a crash at any point safe: until the manifest names the
+        segment, the WAL still holds its events; once it does, the old WAL files are
+        redundant (and skipped on replay if their deletion did not happen).
+        """
+        assert self.manifest is not None
+        self.settle()
+        ordered, order = sort_for_segment(table)
+        data = encode_segment(
+            ordered,
+            row_group_rows=settings.segment_row_group_rows,
+            zstd_level=settings.segment_zstd_level,
+        )
+        info = segment_info(ordered, data)
+        manifest = replace(
+            self.manifest, segments=[*self.manifest.segments, info], sealed_through=through
+        )
+        self._commit(info.file, data, manifest, name_durable=False)
+        self.manifest = manifest
+        # Past the commit nothing may fail the checkpoint (it happened): a WAL file that
+        # cannot be started now is left for the next one. The old file needs no fsync:
+        # every event in it is sealed.
+        try:
+            self.wal.rotate(through + 1, sync=False)
+            redundant = [p for p in self.wal.files() if p != self.wal.current]
+        except OSError:
+            redundant = []
+        # The store folder's fsync (which makes the new manifest's name durable) and then
+        # the removal of the WAL files it made redundant run after the checkpoint returns:
+        # its events were durable in the WAL already, and until that fsync a crash finds
+        # the old manifest and those files still there.
+        root: Path = self.path  # type: ignore[assignment]
+
+        def housekeeping() -> None:
+            fsync_folder(root)
+            for path in redundant:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            # No folder fsync for the removals: a removal lost in a crash leaves a file
+            # whose records are all sealed, and replay skips those by sequence.
+
+        self._housekeeping = _background().submit(housekeeping)
+        return ordered, order
+
+    def settle(self) -> None:
+        """Wait for the last checkpoint's background work; raises what it raised."""
+        pending, self._housekeeping = self._housekeeping, None
+        if pending is not None:
+            pending.result()
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        """One segment for every sealed event, then a manifest naming only it, then the old
+        files removed. A crash before the manifest leaves the new file an orphan; after
+        it, the old ones: open removes either, and no event is ever in neither."""
+        assert self.manifest is not None
+        self.settle()
+        old = [s.file for s in self.manifest.segments]
+        ordered, _ = sort_for_segment(table)
+        data = encode_segment(
+            ordered,
+            row_group_rows=settings.segment_row_group_rows,
+            zstd_level=settings.segment_zstd_level,
+        )
+        # Two or more segments merge into a range no one of them had: a new name.
+        info = segment_info(ordered, data)
+        manifest = replace(self.manifest, segments=[info])
+        self._commit(info.file, data, manifest)
+        self.manifest = manifest
+        for name in old:
+            with contextlib.suppress(FileNotFoundError):
+                (self.segment_dir / name).unlink()
+        fsync_folder(self.segment_dir)
+        return ordered
+
+    def _commit(
+        self, name: str, data: pa.Buffer, manifest: Manifest, *, name_durable: bool = True
+    ) -> None:
+        """Make the segment durable, then the manifest that names it.
+
+        The segment goes straight under its final name (until the manifest names it, a
+        half-written one is an orphan that open removes). Its data, its folder entry and
+        the new manifest's temp file are fsynced at once, on three threads (fsync drops
+        the GIL), and only then is the manifest renamed into place and the store folder
+        fsynced: the manifest can never name a segment that is not wholly on disk.
+        """
+        root: Path = self.path  # type: ignore[assignment]
+        temp = root / "manifest.json.tmp"
+        segment = self.segment_dir / name
+        try:
+            segment_fd = write_whole(segment, data)
+            try:
+                manifest_fd = write_whole(temp, manifest.to_bytes())
+                try:
+                    _fsync_together(
+                        lambda: os.fsync(segment_fd),
+                        lambda: fsync_folder(self.segment_dir),
+                        lambda: os.fsync(manifest_fd),
+                    )
+                finally:
+                    os.close(manifest_fd)
+            finally:
+                os.close(segment_fd)
+        except OSError:
+            # Not committed: the half-written files go now (a full disk gets its room
+            # back); open would remove them as orphans anyway.
+            for path in (segment, temp):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        os.replace(temp, root / "manifest.json")
+        if name_durable:  # otherwise the caller fsyncs root before anything relies on it
+            fsync_folder(root)
+
+    # -- checking ----------------------------------------------------------------------
+
+    def verify(self) -> tuple[list[str], int]:
+        problems: list[str] = []
+        checked = 0
+        manifest_path = self.path / "manifest.json"  # type: ignore[operator]
+        try:
+            manifest = Manifest.from_bytes(manifest_path.read_bytes(), str(manifest_path))
+            checked += 1
+        except (CorruptionError, OSError) as exc:
+            return [str(exc)], 1
+        for info in manifest.segments:
+            path = self.segment_dir / info.file
+            checked += 1
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc})")
+                continue
+            problem = check_segment_bytes(path, data, info)
+            if problem is not None:
+                problems.append(f"{path}: {problem}")
+        for path in self.wal.files():
+            try:
+                problems.extend(_check_wal_file(path))
+            except FileNotFoundError:
+                continue  # trimmed by a checkpoint since it was listed: nothing to check
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc})")
+            checked += 1
+        for log in (self.snapshot_log, self.registry_log):
+            if log.exists():
+                checked += 1
+                problems.extend(
+                    f"{log}: {why} at byte {at}" for at, why in read_records(log.read_bytes())[1]
+                )
+        for kind in STATE_KINDS:
+            checked += len(list((self.path / kind).glob("*.state")))  # type: ignore[operator]
+            problems.extend(self.load_states(kind)[1])
+        return problems, checked
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
+        """Read ``snapshots/snapshots.log``; a torn final record is cut off (when writable).
+
+        Snapshots are derived data: a damaged record is skipped and reported, never fatal.
+        """
+        return self._load_log(self.snapshot_log)
+
+    def load_registry(self) -> tuple[list[bytes], list[str]]:
+        """Read ``schemas/registry.log`` the same way (a torn final record is cut off)."""
+        return self._load_log(self.registry_log)
+
+    def write_registry(self, bodies: list[bytes]) -> None:
+        if self.read_only:
+            raise StorageError("the store was opened with read_only=True; open it for writing")
+        self._append_log(self.registry_log, bodies)
+
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        """``<store>/<kind>/*.state``: one framed record each, ``name`` then body."""
+        folder = self.path / kind  # type: ignore[operator]
+        states: dict[str, bytes] = {}
+        problems: list[str] = []
+        try:
+            files = sorted(folder.glob("*.state"))
+        except OSError as exc:
+            return {}, [f"{folder}: cannot be listed ({exc})"]
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc}); it is ignored")
+                continue
+            bodies, damaged, end = read_records(data)
+            if damaged or len(bodies) != 1 or end != len(data):
+                at, why = damaged[0] if damaged else (end, "not one whole record")
+                problems.append(f"{path}: {why} at byte {at}; it is ignored")
+                continue
+            body = bodies[0]
+            size = int.from_bytes(body[:4], "little")
+            try:
+                name = body[4 : 4 + size].decode()
+            except UnicodeDecodeError:
+                problems.append(f"{path}: its name is not UTF-8; it is ignored")
+                continue
+            if path.name != state_file_name(name):
+                problems.append(f"{path}: holds {name!r}, which belongs elsewhere; ignored")
+                continue
+            states[name] = body[4 + size :]
+        return states, problems
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        if self.read_only:
+            raise StorageError("the store was opened with read_only=True; open it for writing")
+        folder = self.path / kind  # type: ignore[operator]
+        final = folder / state_file_name(name)
+        if body is None:
+            with contextlib.suppress(FileNotFoundError):
+                final.unlink()
+                fsync_folder(folder)
+            return
+        make_folder(folder)
+        encoded = name.encode()
+        record = frame_record(len(encoded).to_bytes(4, "little") + encoded + body)
+        replace_file(final, record)
+
+    def _load_log(self, path: Path) -> tuple[list[bytes], list[str]]:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return [], []
+        except OSError as exc:
+            return [], [f"{path}: cannot be read ({exc}); its records are ignored"]
+        bodies, damaged, end = read_records(data)
+        problems = [f"{path}: {why} at byte {at}" for at, why in damaged]
+        if end < len(data) and not self.read_only:
+            with open(path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+        return bodies, problems
+
+    def _append_log(self, path: Path, bodies: list[bytes]) -> None:
+        """Append framed records and fsync (the folder too, the first time)."""
+        make_folder(path.parent)
+        new = not path.exists()
+        with open(path, "ab") as f:
+            f.write(b"".join(frame_record(b) for b in bodies))
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fsync_folder(path.parent)  # the new file's name
+
+    def wal_bytes(self) -> int:
+        total = 0
+        for path in self.wal.files():
+            with contextlib.suppress(FileNotFoundError):  # trimmed by a checkpoint meanwhile
+                total += path.stat().st_size
+        return total
+
+    def segment_files(self) -> list[Path]:
+        manifest = self.manifest
+        return [] if manifest is None else [self.segment_dir / s.file for s in manifest.segments]
+
+    def write_snapshots(self, bodies: list[bytes]) -> None:
+        if self.read_only or not bodies:
+            return
+        self._append_log(self.snapshot_log, bodies)
+
+    def close(self) -> None:
+        try:
+            self.settle()
+            if not self.read_only:
+                self.wal.close()
+        finally:
+            self.lock.release()
+
+
+_fsync_pool: ThreadPoolExecutor | None = None
+_housekeeping_pool: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """One thread for work a checkpoint leaves behind, done in the order it was left."""
+    global _housekeeping_pool
+    if _housekeeping_pool is None:
+        _housekeeping_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="allsource-housekeeping"
+        )
+    return _housekeeping_pool
+
+
+def _fsync_together(*calls: Callable[[], None]) -> None:
+    """Run independent fsyncs at once: the first on this thread, the rest on a pool.
+
+    Every call has finished (or raised) when this returns; the first error is raised.
+    """
+    global _fsync_pool
+    if _fsync_pool is None:
+        _fsync_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="allsource-fsync")
+    others = [_fsync_pool.submit(call) for call in calls[1:]]
+    error: BaseException | None = None
+    try:
+        calls[0]()
+    except BaseException as exc:
+        error = exc
+    for other in others:
+        try:
+            other.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+# The folders of named state records (projection states, subscription cursors).
+STATE_KINDS = ("projections", "subscriptions")
+
+
+def state_file_name(name: str) -> str:
+    """A state record's file name: any name maps to a safe, fixed-length one."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32] + ".state"
+
+
+def _check_wal_file(path: Path) -> list[str]:
+    from allsource_lab._storage.wal import MAGIC
+
+    raw = path.read_bytes()
+    if raw[: len(MAGIC)] != MAGIC:
+        return [f"{path}: not a WAL file (bad magic) at byte 0"]
+    data = np.frombuffer(raw, np.uint8)
+    problems = []
+    p = len(MAGIC)
+    while p < len(data):
+        _, status, stop = frames.scan(data, p, len(data), MAX_RECORD_BYTES)
+        if status == frames.OK:
+            break
+        problems.append(f"{path}: {frames.STATUS_TEXT[status]} at byte {stop}")
+        nxt = frames.next_valid(data, stop, len(data), MAX_RECORD_BYTES)
+        if nxt == frames.UNKNOWN:
+            problems.append(f"{path}: records after byte {stop} could not be checked")
+        if nxt < 0:
+            break
+        p = nxt
+    return problems

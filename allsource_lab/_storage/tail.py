@@ -1,0 +1,101 @@
+"""The unsealed tail: events accepted since the last checkpoint, in sequence order.
+
+Single appends add their framed WAL records to one byte buffer, ``log`` (~180 bytes of
+memory per event instead of a dozen Python objects). The same bytes serve twice: the WAL
+writer takes the buffer whole (a fresh one takes its place: no copy, and no buffer grows
+past what is appended between two writes), and readers decode what they have not seen
+yet into an Arrow batch (a kernel, only when someone reads). A buffer goes once both are
+done with it. Batches arrive as Arrow already and are kept as they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from allsource_lab._storage.records import decode_singles, to_record_batch
+from allsource_lab.events import EVENT_SCHEMA
+
+__all__ = ["Tail"]
+
+
+class Tail:
+    """Arrow record batches plus the single-event records not decoded yet.
+
+    ``log`` has not been handed to the WAL writer yet, and ``log[decoded:]`` has not
+    been decoded into ``chunks``; ``handed`` holds the buffers the writer took whose
+    records are not all decoded yet, each with how much of it is. All of it changes only
+    under the store's lock.
+    """
+
+    __slots__ = ("chunks", "decoded", "dropped", "generation", "handed", "handed_bytes", "log")
+
+    def __init__(self, chunks: list[pa.RecordBatch] | None = None) -> None:
+        self.chunks: list[pa.RecordBatch] = list(chunks or [])
+        self.log = bytearray()
+        self.decoded = 0
+        self.handed: list[tuple[bytearray, int]] = []
+        self.handed_bytes = 0
+        self.dropped = 0  # bytes of records both written and decoded, let go
+        # Bumped whenever chunks are merged, so a reader holding rows by chunk knows to
+        # look again (appending a chunk leaves earlier ones as they were).
+        self.generation = 0
+
+    @property
+    def unwritten(self) -> int:
+        """Bytes of single-event records the WAL writer has not taken yet."""
+        return len(self.log)
+
+    @property
+    def size(self) -> int:
+        """Bytes of single-event records ever added."""
+        return self.dropped + self.handed_bytes + len(self.log)
+
+    @property
+    def held(self) -> int:
+        """Bytes of single-event records in memory."""
+        return self.handed_bytes + len(self.log)
+
+    def take_unwritten(self) -> bytearray:
+        """The records not yet handed to the WAL writer: the buffer itself, which nobody
+        appends to again (``log`` is a new, empty one)."""
+        data = self.log
+        if self.decoded < len(data):
+            self.handed.append((data, self.decoded))
+            self.handed_bytes += len(data)
+        else:
+            self.dropped += len(data)
+        self.log = bytearray()
+        self.decoded = 0
+        return data
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        self.freeze()
+        self.chunks.append(batch)
+
+    def freeze(self) -> None:
+        """Decode the records not decoded yet into batches (so readers see Arrow only)."""
+        for data, done in self.handed:
+            self._decode(data, done, len(data))
+        self.dropped += self.handed_bytes
+        self.handed = []
+        self.handed_bytes = 0
+        end = len(self.log)
+        if self.decoded < end:
+            self._decode(self.log, self.decoded, end)
+            self.decoded = end
+        # Many tiny chunks (single appends between reads) make every read slower.
+        if len(self.chunks) > 64:
+            merged = pa.Table.from_batches(self.chunks, EVENT_SCHEMA).combine_chunks()
+            self.chunks = merged.to_batches()
+            self.generation += 1
+
+    def _decode(self, data: bytearray, start: int, end: int) -> None:
+        buf = np.frombuffer(data, np.uint8)
+        batch = to_record_batch(decode_singles(buf, start, end))
+        del buf  # release the export: the log must stay resizable
+        self.chunks.append(batch)
+
+    def table(self) -> pa.Table:
+        self.freeze()
+        return pa.Table.from_batches(self.chunks, EVENT_SCHEMA)

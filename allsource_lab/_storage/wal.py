@@ -1,0 +1,297 @@
+"""The write-ahead log: files of checksummed frames under ``<store>/wal/``.
+
+A frame is ``u32 length, u32 crc32c(body), body``; a file is an 8-byte magic followed
+by frames, and is named after the sequence of the first event it may hold, so that the
+files that only hold sealed events can be found by name alone. Framing knows nothing
+about what a body means (``records.py`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import crc32c
+import numpy as np
+
+from allsource_lab._kernels import walframes as frames
+from allsource_lab._storage.manifest import fsync_folder
+from allsource_lab.errors import CorruptionError, StorageError
+
+__all__ = ["FRAME", "MAGIC", "LogScan", "WriteAheadLog", "fill_checksums", "frame"]
+
+MAGIC = b"ASLWAL\x00\x01"
+FRAME = struct.Struct("<II")
+# A batch of a few million events is one record; anything longer is damage.
+MAX_RECORD_BYTES = 2**31 - 1
+_IOV_MAX = 512
+
+
+def frame(body: bytes) -> bytes:
+    """One framed record.
+
+    >>> frame(b"x")[:4]
+    b'\\x01\\x00\\x00\\x00'
+    """
+    return FRAME.pack(len(body), crc32c.crc32c(body)) + body
+
+
+def fill_checksums(data: bytearray) -> None:
+    """Fill in the checksum of every frame in ``data``: frames the single-append path
+    made with a zero in its place, which the WAL writer computes in bulk, in a compiled
+    call that releases the GIL, instead of one hardware CRC call per append.
+
+    Raises:
+        ValueError: ``data`` is not whole frames (a bug: nothing was written).
+
+    >>> data = bytearray(FRAME.pack(1, 0) + b"x")
+    >>> fill_checksums(data); bytes(data) == frame(b"x")
+    True
+    """
+    buf = np.frombuffer(data, np.uint8)
+    stop = frames.fill_checksums(buf, 0, len(buf), MAX_RECORD_BYTES)
+    del buf  # release the export
+    if stop != len(data):
+        raise ValueError(f"WAL bytes to write are not whole frames (stopped at {stop})")
+
+
+@dataclass(slots=True)
+class LogFile:
+    """The valid frames of one WAL file, as offsets into its bytes."""
+
+    path: Path
+    data: np.ndarray
+    starts: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LogScan:
+    """What reading the WAL found: the files' good frames and every problem met."""
+
+    files: list[LogFile] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    truncated: list[tuple[str, int]] = field(default_factory=list)  # (file, cut at byte)
+    damaged_last_file: bool = False
+
+
+class WriteAheadLog:
+    """Appends frames to the newest WAL file, rotates, syncs, and reads them all back."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+        self._size = 0
+        self._name_durable = True
+        self.current: Path | None = None
+
+    # -- naming ------------------------------------------------------------------------
+
+    @staticmethod
+    def file_name(first_sequence: int) -> str:
+        return f"{first_sequence:020d}.wal"
+
+    def files(self) -> list[Path]:
+        """WAL files, oldest first (their names sort by first sequence)."""
+        return sorted(self.folder.glob("*.wal"))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def open_for_append(self, next_sequence: int, *, fresh: bool = False) -> None:
+        """Append to the newest file, or start one at ``next_sequence`` if none (or fresh)."""
+        existing = self.files()
+        if existing and not fresh:
+            path = existing[-1]
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd, self._size, self.current = fd, os.fstat(fd).st_size, path
+            self._name_durable = False
+        else:
+            self._start(next_sequence)
+
+    def _start(self, first_sequence: int) -> None:
+        path = self.folder / self.file_name(first_sequence)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError(errno.ENOSPC, "short write of the WAL file header")
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        # The new name is made durable by the first sync() that needs it: until a record
+        # in this file is acknowledged, losing the file (or a torn magic, which the scan
+        # treats as a torn tail) loses nothing. Saves two fsyncs per checkpoint.
+        self._name_durable = False
+        self._fd, self._size, self.current = fd, len(MAGIC), path
+
+    @property
+    def size(self) -> int:
+        """Bytes in the current file."""
+        return self._size
+
+    def write(self, *pieces: Any) -> None:
+        """Write buffers, in order, at the end of the current file (no fsync).
+
+        All or nothing: if a write fails part way (a full disk), the file is cut back to
+        where it was, so a later write continues after whole records only. The OSError is
+        raised as it came; if the cut itself fails, a StorageError says to reopen.
+        """
+        fd = self._require_fd()
+        views = [memoryview(p).cast("B") for p in pieces if len(memoryview(p).cast("B"))]
+        start = self._size
+        try:
+            while views:
+                n = os.writev(fd, views[:_IOV_MAX])
+                self._size += n
+                # Drop what was written; a short write leaves part of one view.
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if n:
+                    views[0] = views[0][n:]
+        except OSError as exc:
+            if self._size != start:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError as cut:
+                    raise StorageError(
+                        f"writing the WAL {self.current} failed ({exc}) and the part written "
+                        f"could not be cut off ({cut}); reopen the store once the disk is "
+                        "healthy (recovery cuts it off then)"
+                    ) from exc
+                self._size = start
+            raise
+
+    def sync(self) -> None:
+        """fsync the current file (and, the first time, the folder that names it)."""
+        os.fsync(self._require_fd())
+        if not self._name_durable:
+            fsync_folder(self.folder)
+            self._name_durable = True
+
+    def rotate(self, next_sequence: int, *, sync: bool = True) -> None:
+        """Close the current file and start a new one at ``next_sequence``.
+
+        ``sync=False`` skips the fsync of the closed file when everything in it is
+        already synced or about to be sealed elsewhere (a checkpoint).
+        """
+        old = self._fd
+        if old is not None and sync:
+            self.sync()
+        self._start(next_sequence)  # takes over only once the new file is ready
+        if old is not None:
+            os.close(old)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise StorageError("the WAL is closed; reopen the store")
+        return self._fd
+
+    # -- reading -----------------------------------------------------------------------
+
+    def scan(self, mode: str, *, repair: bool) -> LogScan:
+        """Read and check every frame of every file.
+
+        A bad frame in the newest file with no valid frame after it is a torn tail (a
+        write cut short by a crash): ``strict`` refuses it, the other modes drop it —
+        and, when ``repair`` is set, cut the file there so new appends follow good data.
+        Anything else bad is corruption: ``salvage`` skips to the next valid frame and
+        reports it, the other modes raise.
+
+        Raises:
+            CorruptionError: naming the file and byte offset.
+        """
+        result = LogScan()
+        paths = self.files()
+        for i, path in enumerate(paths):
+            raw = path.read_bytes()
+            last = i == len(paths) - 1
+            if raw[: len(MAGIC)] != MAGIC:
+                if last and len(raw) < len(MAGIC) and MAGIC.startswith(raw):
+                    # Crashed while creating the file: nothing in it was acknowledged.
+                    result.problems.append(f"{path}: incomplete file header (torn)")
+                    result.truncated.append((str(path), 0))
+                    if mode == "strict":
+                        raise CorruptionError(
+                            "incomplete WAL file header (the store crashed while "
+                            "starting this file); open with recovery='truncate_tail'",
+                            path=str(path),
+                            offset=0,
+                        )
+                    if repair:
+                        path.unlink()
+                    continue
+                if mode != "salvage":
+                    raise CorruptionError(
+                        "not a WAL file (bad magic); open with recovery='salvage' to skip it",
+                        path=str(path),
+                        offset=0,
+                    )
+                result.problems.append(f"{path}: not a WAL file (bad magic), skipped")
+                continue
+            data = np.frombuffer(raw, dtype=np.uint8)
+            log_file = LogFile(path, data)
+            result.files.append(log_file)
+            self._scan_file(log_file, last, mode, repair, result)
+        return result
+
+    def _scan_file(
+        self, log_file: LogFile, last: bool, mode: str, repair: bool, result: LogScan
+    ) -> None:
+        data, path = log_file.data, log_file.path
+        end = len(data)
+        p = len(MAGIC)
+        while p < end:
+            starts, status, stop = frames.scan(data, p, end, MAX_RECORD_BYTES)
+            log_file.starts.append(starts)
+            if status == frames.OK:
+                return
+            why = frames.STATUS_TEXT[status]
+            following = frames.next_valid(data, stop, end, MAX_RECORD_BYTES)
+            if last and following == -1:
+                # Torn tail: the final write never completed.
+                result.problems.append(f"{path}: torn final record at byte {stop} ({why})")
+                if mode == "strict":
+                    raise CorruptionError(
+                        f"torn final record ({why}); open with recovery='truncate_tail' "
+                        "to drop it (it was never acknowledged under fsync='always')",
+                        path=str(path),
+                        offset=stop,
+                    )
+                result.truncated.append((str(path), stop))
+                if repair:
+                    with open(path, "r+b") as fh:
+                        fh.truncate(stop)
+                        os.fsync(fh.fileno())
+                return
+            if mode != "salvage":
+                raise CorruptionError(
+                    f"WAL record damaged ({why}) with valid records after it; run "
+                    "store.verify() on a read-only open, or open with recovery='salvage' "
+                    "to skip damaged records",
+                    path=str(path),
+                    offset=stop,
+                )
+            skipped_to = following if following >= 0 else end
+            if following == frames.UNKNOWN:
+                why += "; where records resume after it could not be found, so the rest of "
+                why += "the file is skipped"
+            result.problems.append(f"{path}: skipped damaged bytes {stop}..{skipped_to} ({why})")
+            if last:
+                result.damaged_last_file = True
+            if following < 0:
+                return
+            p = following

@@ -1,0 +1,7 @@
+"""``python -m allsource_lab.bench`` (``make bench``)."""
+
+import sys
+
+from allsource_lab.bench import main
+
+sys.exit(main())
