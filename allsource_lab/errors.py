@@ -154,3 +154,11 @@ class StoreLocked(StorageError):
 
 class RecoveryWarning(UserWarning):
     """Opening the store repaired something (a torn final WAL record was cut off)."""
+
+
+# -- private: raised and caught inside the package, never seen by a caller ---------------
+
+
+class _Uncovered(Exception):
+    """A schema uses something the fast validator does not judge, so every row is judged
+    by ``jsonschema`` instead (raised and caught in ``schemas.fast``)."""

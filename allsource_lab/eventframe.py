@@ -83,7 +83,7 @@ class EventFrame:
         return self._positions
 
     def to_arrow(self) -> pa.Table:
-        """The events as an Arrow table with the DESIGN.md §1 columns."""
+        """The events as an Arrow table with the event columns (docs/format.md)."""
         if self._table is None:
             self._table = self._source._rows(self._picked())
         return self._table
@@ -155,6 +155,12 @@ class EventFrame:
         if n > len(head):
             lines.append(f"  … {n - len(head)} more")
         return "\n".join(lines)
+
+    @property
+    def source(self) -> RowSource:
+        """Where the rows come from: the store that made the frame. A display folds each
+        shown row's entity state from it (``display.views.EventsView``)."""
+        return self._source
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None

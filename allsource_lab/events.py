@@ -1,4 +1,4 @@
-"""The event: its Arrow columns (DESIGN.md §1), the ``Event`` record, ids and times."""
+"""The event: its Arrow columns (docs/format.md), the ``Event`` record, ids and times."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class Event:
         return value
 
     def to_dict(self) -> dict[str, Any]:
-        """The event as a plain dict with the column names of DESIGN.md §1."""
+        """The event as a plain dict with the column names of docs/format.md."""
         return {
             "sequence": self.sequence,
             "event_id": self.event_id,

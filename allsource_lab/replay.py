@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from allsource_lab._ingest import inputs
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.projections.base import Projection
 from allsource_lab.projections.runner import restore_projection, snapshot_projection
 
@@ -185,15 +186,15 @@ def start_replay(
 
     Raises:
         TypeError: ``projection`` is not a Projection.
-        ValueError: a bad bound, ``batch_size`` or ``event_types``.
+        InvalidArgument: a bad bound, ``batch_size`` or ``event_types``.
     """
     if not isinstance(projection, Projection):
         raise TypeError(f"replay() takes a Projection, not {type(projection).__name__}")
     if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        raise InvalidArgument(f"batch_size must be an int >= 1, not {batch_size!r}")
     for job in store.replays():
         if job.projection is projection and job.status in ("pending", "running"):
-            raise ValueError(
+            raise InvalidArgument(
                 f"replay {job.id} of {projection.name!r} is still {job.status}; wait() for "
                 "it or cancel() it first"
             )
@@ -236,10 +237,10 @@ def start_replay(
 
 def _is_sequence(value: Any, name: str) -> bool:
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a sequence (int >= 1) or a time, not {value!r}")
+        raise InvalidArgument(f"{name} must be a sequence (int >= 1) or a time, not {value!r}")
     if isinstance(value, int):
         if value < 1:
-            raise ValueError(f"{name} as a sequence must be >= 1, not {value}")
+            raise InvalidArgument(f"{name} as a sequence must be >= 1, not {value}")
         return True
     return False
 
@@ -252,9 +253,11 @@ def _types(asked: Any, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
     try:
         names: tuple[str, ...] = tuple(asked)
     except TypeError:
-        raise ValueError(f"event_types must be a str or a list of str, not {asked!r}") from None
+        raise InvalidArgument(
+            f"event_types must be a str or a list of str, not {asked!r}"
+        ) from None
     if not all(isinstance(t, str) and t for t in names):
-        raise ValueError(f"event_types must be non-empty strings, not {names!r}")
+        raise InvalidArgument(f"event_types must be non-empty strings, not {names!r}")
     if own is None:
         return names
     return tuple(t for t in names if t in own)

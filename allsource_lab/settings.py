@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from allsource_lab.errors import InvalidArgument
+
 FsyncPolicy = Literal["always", "interval", "never"]
 RecoveryMode = Literal["truncate_tail", "strict", "salvage"]
 
@@ -12,6 +14,10 @@ RecoveryMode = Literal["truncate_tail", "strict", "salvage"]
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Tunables of one open store. Pass overrides as keyword arguments to ``asl.open``.
+
+    Raises:
+        InvalidArgument: an unknown ``fsync`` or ``recovery`` mode, or a number out of
+            its range (the message says which and what is accepted).
 
     >>> Settings().fsync
     'interval'
@@ -23,7 +29,7 @@ class Settings:
     # fsync_interval_s ("interval"), or when the OS decides ("never").
     fsync: FsyncPolicy = "interval"
     fsync_interval_s: float = 0.1
-    # What to do with a damaged WAL on open (DESIGN.md §4).
+    # What to do with a damaged WAL on open (docs/format.md, "Damage and recovery").
     recovery: RecoveryMode = "truncate_tail"
     # A WAL file is closed and a new one begun past this size.
     wal_segment_bytes: int = 64 * 1024 * 1024
@@ -41,7 +47,7 @@ class Settings:
     # Parquet: rows per row group and zstd level of sealed segments.
     segment_row_group_rows: int = 128 * 1024
     segment_zstd_level: int = 1
-    # Number of partitions; fixed when the store is created (DESIGN.md §1).
+    # Number of partitions; fixed when the store is created (kept in manifest.json).
     partitions: int = 32
     # An entity's state is snapshotted each time a fold passes a multiple of this many
     # versions (0: only explicit store.snapshot calls), so that a state as of any moment
@@ -59,16 +65,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.fsync not in ("always", "interval", "never"):
-            raise ValueError(f"fsync must be 'always', 'interval' or 'never', not {self.fsync!r}")
+            raise InvalidArgument(
+                f"fsync must be 'always', 'interval' or 'never', not {self.fsync!r}"
+            )
         if self.recovery not in ("truncate_tail", "strict", "salvage"):
-            raise ValueError(
+            raise InvalidArgument(
                 f"recovery must be 'truncate_tail', 'strict' or 'salvage', not {self.recovery!r}"
             )
         if self.fsync_interval_s <= 0:
-            raise ValueError("fsync_interval_s must be > 0 seconds")
+            raise InvalidArgument("fsync_interval_s must be > 0 seconds")
         if self.checkpoint_every_events < 1:
-            raise ValueError("checkpoint_every_events must be >= 1")
+            raise InvalidArgument("checkpoint_every_events must be >= 1")
         if self.snapshot_every_versions < 0 or self.state_cache_entities < 0:
-            raise ValueError("snapshot_every_versions and state_cache_entities must be >= 0")
+            raise InvalidArgument("snapshot_every_versions and state_cache_entities must be >= 0")
         if not 1 <= self.partitions <= 32767:
-            raise ValueError("partitions must be between 1 and 32767")
+            raise InvalidArgument("partitions must be between 1 and 32767")

@@ -39,8 +39,8 @@ from allsource_lab._query.state import (
     encode_snapshot,
     merge_patch,
 )
-from allsource_lab._storage.arrowbuf import string_array_from_buffers, string_buffers
 from allsource_lab._storage import FolderStorage, Loaded, MemoryStorage, Storage
+from allsource_lab._storage.arrowbuf import string_array_from_buffers, string_buffers
 from allsource_lab._storage.records import (
     FRAMED_SINGLE_HEADER,
     SINGLE_HEADER,

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from allsource_lab._storage.backends import state_file_name
-from allsource_lab.errors import StorageError
+from allsource_lab._storage import state_file_name
+from allsource_lab.errors import InvalidArgument, StorageError
 from allsource_lab.events import Event
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Subscription:
         See the class for what each argument means.
 
         Raises:
-            ValueError: an argument is out of range, or a subscription of that name is
+            InvalidArgument: an argument is out of range, or a subscription of that name is
                 already open on this store.
             TypeError: ``handler`` is not callable, or an argument has the wrong type.
             StorageError: the store is closed, or the cursor could not be written.
@@ -181,7 +181,9 @@ class Subscription:
         if not isinstance(name, str):
             raise TypeError(f"a subscription's name must be a str, not {type(name).__name__}")
         if not name:
-            raise ValueError("a subscription needs a non-empty name: its cursor is kept under it")
+            raise InvalidArgument(
+                "a subscription needs a non-empty name: its cursor is kept under it"
+            )
         if not callable(handler):
             raise TypeError(
                 f"handler must be callable as handler(event), not {type(handler).__name__}"
@@ -191,19 +193,19 @@ class Subscription:
         batch_size = _count("batch_size", batch_size, 1)
         max_retries = _count("max_retries", max_retries, 0)
         if delivery not in DELIVERIES:
-            raise ValueError(f'delivery must be "background" or "sync", not {delivery!r}')
+            raise InvalidArgument(f'delivery must be "background" or "sync", not {delivery!r}')
         if (
             isinstance(backoff, bool)
             or not isinstance(backoff, int | float)
             or not (math.isfinite(backoff) and backoff >= 0)
         ):
-            raise ValueError(f"backoff must be a number of seconds >= 0, not {backoff!r}")
+            raise InvalidArgument(f"backoff must be a number of seconds >= 0, not {backoff!r}")
         if store._closed:
             raise StorageError("the store is closed; open it again with asl.open(...)")
 
         with _registry:
             if name in store._subscriptions:
-                raise ValueError(
+                raise InvalidArgument(
                     f"a subscription named {name!r} is already open on this store; close() "
                     "it first, or subscribe under another name"
                 )
@@ -281,11 +283,11 @@ class Subscription:
         which then finishes its event first). No effect on a stopped subscription.
 
         Raises:
-            ValueError: the subscription is closed.
+            InvalidArgument: the subscription is closed.
         """
         with self._state:
             if self._status == "closed":
-                raise ValueError(f"subscription {self.name!r} is closed; subscribe again")
+                raise InvalidArgument(f"subscription {self.name!r} is closed; subscribe again")
             if self._status != "running":
                 return
             self._status = "paused"
@@ -302,11 +304,11 @@ class Subscription:
         A sync subscription delivers what is pending inside this call.
 
         Raises:
-            ValueError: the subscription is closed.
+            InvalidArgument: the subscription is closed.
         """
         with self._state:
             if self._status == "closed":
-                raise ValueError(f"subscription {self.name!r} is closed; subscribe again")
+                raise InvalidArgument(f"subscription {self.name!r} is closed; subscribe again")
             if self._status == "running":
                 return
             self._status = "running"
@@ -349,7 +351,10 @@ class Subscription:
     def _store(self) -> EventStore:
         store = self._store_ref()
         if store is None:
-            raise ValueError(f"the store of subscription {self.name!r} no longer exists")
+            raise InvalidArgument(
+                f"the store of subscription {self.name!r} no longer exists; open the store "
+                "again and subscribe there"
+            )
         return store
 
     def _on_append(self, last: int) -> None:
@@ -497,7 +502,7 @@ def _check_start(start: object) -> None:
         return
     if isinstance(start, int) and not isinstance(start, bool) and start >= 1:
         return
-    raise ValueError(
+    raise InvalidArgument(
         'start must be "beginning", "end" or the first sequence to deliver (an int >= 1), '
         f"not {start!r}"
     )
@@ -524,7 +529,7 @@ def _event_types(event_types: object) -> tuple[str, ...] | None:
         )
     types = list(event_types)
     if not types or not all(isinstance(t, str) and t for t in types):
-        raise ValueError(
+        raise InvalidArgument(
             f"event_types must be None, a str or a non-empty list of non-empty str, not {types!r}"
         )
     return tuple(dict.fromkeys(types))  # once each: the store would find a repeat twice
@@ -532,7 +537,7 @@ def _event_types(event_types: object) -> tuple[str, ...] | None:
 
 def _count(what: str, value: object, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{what} must be an int >= {least}, not {value!r}")
+        raise InvalidArgument(f"{what} must be an int >= {least}, not {value!r}")
     return value
 
 

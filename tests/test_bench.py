@@ -71,7 +71,7 @@ def test_quick_benchmark_reports_a_positive_figure_for_every_operation(tmp_path)
 
 
 def test_quick_read_benchmark_reports_every_read_figure_positive_for_each_run(tmp_path):
-    from allsource_lab.bench import QUICK
+    from allsource_lab.bench.common import QUICK
     from allsource_lab.bench.reads import bench_reads
 
     figures = bench_reads(QUICK, tmp_path)

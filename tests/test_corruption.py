@@ -63,7 +63,7 @@ except asl.CorruptionError as exc:
     print("CorruptionError", exc.path, exc.offset)
 """
 
-# The fixed header of a single-event record (DESIGN.md §4 leaves it to records.py): kind,
+# The fixed header of a single-event record (docs/format.md; defined in records.py): kind,
 # sequence, version, timestamp, recorded_at, event_id, schema_version, partition, then the
 # byte lengths of event type, entity id, metadata and payload.
 SINGLE_HEADER = struct.Struct("<Bqqqq16sihHHII")

@@ -363,7 +363,8 @@ HOSTILE = [
     "/* open",
     "é'\"\\;",
 ]
-# Event types may not hold control characters (DESIGN.md §1): the same texts without NUL.
+# Event types may not hold control characters (docs/format.md, "The event"): the same texts
+# without NUL.
 HOSTILE_TYPES = [text.replace("\x00", "\\0") for text in HOSTILE]
 
 

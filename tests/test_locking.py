@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import allsource_lab as asl
-import allsource_lab._storage.backends
+import allsource_lab._storage.folder
 
 # A writer process that obeys one command per stdin line and answers "ok <events>".
 HOLDER = """
@@ -199,7 +199,7 @@ def test_read_only_open_of_a_missing_store_is_a_clear_error(tmp_path):
 
 def test_a_reader_opening_during_a_checkpoint_sees_a_gapless_log(holder, monkeypatch):
     holder.do("append 10", "checkpoint", "append 5", "flush")  # 1-10 sealed, 11-15 in the WAL
-    real_read_segment = allsource_lab._storage.backends.read_segment
+    real_read_segment = allsource_lab._storage.folder.read_segment
     hooked = []
 
     def read_segment_while_the_writer_checkpoints(*args, **kwargs):
@@ -212,7 +212,7 @@ def test_a_reader_opening_during_a_checkpoint_sees_a_gapless_log(holder, monkeyp
         return real_read_segment(*args, **kwargs)
 
     monkeypatch.setattr(
-        allsource_lab._storage.backends, "read_segment", read_segment_while_the_writer_checkpoints
+        allsource_lab._storage.folder, "read_segment", read_segment_while_the_writer_checkpoints
     )
     reader = asl.open(holder.path, read_only=True)
     try:

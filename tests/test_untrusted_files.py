@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 import allsource_lab as asl
-from allsource_lab._query.state import frame_record
-from allsource_lab._storage.backends import state_file_name
+from allsource_lab._storage.record_log import frame_record, state_file_name
 
 
 class _Exploit:

@@ -109,12 +109,12 @@ def test_salvage_after_length_damage_keeps_what_it_can_and_says_so(tmp_path, big
 
 
 def test_verify_reports_mid_file_damage_quickly(tmp_path, big_wal):
-    from allsource_lab._storage.backends import _check_wal_file
+    from allsource_lab._storage.wal import check_wal_file
 
     target = damaged(tmp_path, big_wal, "length")
 
     (wal,) = (target / "wal").glob("*.wal")
     start = time.monotonic()
-    problems = _check_wal_file(wal)
+    problems = check_wal_file(wal)
     assert time.monotonic() - start < 20
     assert problems and str(int(big_wal[2][BATCHES // 2])) in problems[0]

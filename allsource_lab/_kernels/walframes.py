@@ -1,8 +1,9 @@
 """Walk a buffer of WAL frames (``u32 length, u32 crc32c(body), body``) and check each.
 
-Framing knows nothing of what a body holds (STYLE.md rule 2); the only thing it asks of
-a body is that it is not empty, so that a run of zero bytes (a file extended but never
-written, as some file systems leave after a crash) never passes for a record.
+Framing knows nothing of what a body holds (byte layout apart from logic: CONTRIBUTING.md);
+the only thing it asks of a body is that it is not empty, so that a run of zero bytes (a
+file extended but never written, as some file systems leave after a crash) never passes
+for a record.
 """
 
 from __future__ import annotations

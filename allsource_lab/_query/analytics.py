@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from allsource_lab._query.windows import parse_duration, utf8_text
+from allsource_lab.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +22,7 @@ __all__ = ["Analytics"]
 
 def _type_name(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be an event type (a non-empty str), not {value!r}")
+        raise InvalidArgument(f"{name} must be an event type (a non-empty str), not {value!r}")
     return utf8_text(value, name)
 
 
@@ -45,7 +46,7 @@ class Analytics:
         ``event_type`` is None.
 
         Raises:
-            ValueError: a bad event type or bucket (see ``store.window``).
+            InvalidArgument: a bad event type or bucket (see ``store.window``).
         """
         if event_type is not None:
             _type_name(event_type, "event_type")
@@ -63,12 +64,12 @@ class Analytics:
         the same moment); of one entity if ``entity_id`` is given.
 
         Raises:
-            ValueError: ``entity_id`` is not text.
+            InvalidArgument: ``entity_id`` is not text.
         """
         where, params = "", {}
         if entity_id is not None:
             if not isinstance(entity_id, str):
-                raise ValueError(f"entity_id must be a str, not {entity_id!r}")
+                raise InvalidArgument(f"entity_id must be a str, not {entity_id!r}")
             utf8_text(entity_id, "entity_id")
             where, params = " WHERE entity_id = $entity", {"entity": entity_id}
         frame: pd.DataFrame = self._store.sql(
@@ -91,7 +92,7 @@ class Analytics:
         ``median_delay_s``, ``mean_delay_s``, ``p95_delay_s``.
 
         Raises:
-            ValueError: an event type that is not text, or a bad duration.
+            InvalidArgument: an event type that is not text, or a bad duration.
         """
         a = _type_name(event_a, "event_a")
         b = _type_name(event_b, "event_b")
@@ -121,10 +122,10 @@ class Analytics:
         ``conversion`` (of those who entered) and ``step_conversion`` (of the step before).
 
         Raises:
-            ValueError: ``steps`` is not a non-empty list of event types, or a bad duration.
+            InvalidArgument: ``steps`` is not a non-empty list of event types, or a bad duration.
         """
         if not isinstance(steps, list | tuple) or len(steps) < 1:
-            raise ValueError(f"steps must be a list of event types, not {steps!r}")
+            raise InvalidArgument(f"steps must be a list of event types, not {steps!r}")
         names = [_type_name(s, "each step") for s in steps]
         limit = parse_duration(within, "within")
         # $limit only appears from the second step on; DuckDB refuses an unused parameter.

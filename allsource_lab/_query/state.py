@@ -4,7 +4,8 @@ An entity's state is its payloads folded in version order with JSON Merge Patch 
 7386): a ``null`` removes a key, an object merges into an object, anything else replaces.
 A *snapshot* is the folded state at one version, kept so that a later fold can start
 there instead of at version 1. Snapshots are stored as JSON bytes (a retained ``dict``
-costs several times more memory) in a log file of checksummed records.
+costs several times more memory) in a log file of checksummed records
+(``allsource_lab._storage.record_log``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-import crc32c as _crc32c
 import orjson
 
 __all__ = [
@@ -117,41 +117,6 @@ def decode_snapshot(body: bytes) -> Snapshot:
     state = bytes(body[at + n + 16 :])
     orjson.loads(state)  # a record that passed its checksum but is not JSON is damage too
     return Snapshot(entity_id, version, event_id, state)
-
-
-_FRAME = struct.Struct("<II")  # body length, crc32c of body
-MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
-
-
-def frame_record(body: bytes) -> bytes:
-    return _FRAME.pack(len(body), _crc32c.crc32c(body)) + body
-
-
-def read_records(data: bytes) -> tuple[list[bytes], list[tuple[int, str]], int]:
-    """Bodies of the framed records in ``data``: (bodies, problems by offset, good end).
-
-    A record cut short at the end (a crash mid-write) ends the scan quietly; a record
-    whose checksum fails is skipped and reported, and the scan goes on after it.
-    """
-    bodies: list[bytes] = []
-    problems: list[tuple[int, str]] = []
-    at = 0
-    end = 0
-    while at + _FRAME.size <= len(data):
-        n, crc = _FRAME.unpack_from(data, at)
-        if n > MAX_SNAPSHOT_BYTES:
-            problems.append((at, f"record length {n} is impossible; the rest is unreadable"))
-            break
-        body = data[at + _FRAME.size : at + _FRAME.size + n]
-        if len(body) < n:
-            break  # torn final record
-        if _crc32c.crc32c(body) != crc:
-            problems.append((at, "checksum mismatch"))
-        else:
-            bodies.append(body)
-        at += _FRAME.size + n
-        end = at
-    return bodies, problems, end
 
 
 @dataclass(slots=True)

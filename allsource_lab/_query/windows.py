@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from allsource_lab._ingest import inputs
+from allsource_lab.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,12 +68,12 @@ def utf8_text(value: str, name: str) -> str:
     """``value``, if it can be UTF-8 (DuckDB refuses a lone surrogate as a parameter).
 
     Raises:
-        ValueError: it holds a lone surrogate.
+        InvalidArgument: it holds a lone surrogate.
     """
     try:
         value.encode()
     except UnicodeEncodeError as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"{name} is not valid Unicode text (lone surrogate at position {exc.start})"
         ) from None
     return value
@@ -82,7 +83,7 @@ def parse_duration(value: Any, name: str = "every") -> int:
     """Microseconds in a duration: ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"`` or a timedelta.
 
     Raises:
-        ValueError: anything else, or a duration that is not positive.
+        InvalidArgument: anything else, or a duration that is not positive.
 
     >>> parse_duration("5m"), parse_duration(dt.timedelta(seconds=1.5)), parse_duration("1.5h")
     (300000000, 1500000, 5400000000)
@@ -93,11 +94,11 @@ def parse_duration(value: Any, name: str = "every") -> int:
         number = float(m.group(1))  # 400 digits are inf: refused below, not an OverflowError
         us = int(number * _UNITS[m.group(2)]) if number < MAX_DURATION_US else MAX_DURATION_US + 1
     else:
-        raise ValueError(f"{name} must be a duration like {DURATION_FORMS}, not {value!r}")
+        raise InvalidArgument(f"{name} must be a duration like {DURATION_FORMS}, not {value!r}")
     if us <= 0:
-        raise ValueError(f"{name} must be a positive duration, not {value!r}")
+        raise InvalidArgument(f"{name} must be a positive duration, not {value!r}")
     if us > MAX_DURATION_US:
-        raise ValueError(
+        raise InvalidArgument(
             f"{name} must be at most {MAX_DURATION_US // _UNITS['w']:,} weeks (2**62 us), "
             f"not {value!r}"
         )
@@ -118,13 +119,13 @@ def key_sql(key: str) -> str:
     """The SQL expression of a ``by`` key or an aggregated field.
 
     Raises:
-        ValueError: not a column name or a ``payload.``/``metadata.`` path.
+        InvalidArgument: not a column name or a ``payload.``/``metadata.`` path.
     """
     if key in _KEY_COLUMNS:
         return key
     m = _PATH.fullmatch(key) if isinstance(key, str) else None
     if m is None:
-        raise ValueError(
+        raise InvalidArgument(
             f"a key or field must be 'entity_id', 'event_type' or a path like 'payload.sku' "
             f"(letters, digits, _ between dots), not {key!r}"
         )
@@ -135,14 +136,14 @@ def _aggregates(agg: Mapping[str, Any] | None) -> list[_Agg]:
     if agg is None:
         agg = {"*": "count"}
     if not isinstance(agg, Mapping) or not agg:
-        raise ValueError(
+        raise InvalidArgument(
             "agg must be a dict of field -> aggregate(s), like {'*': 'count'} or "
             "{'payload.amount': ['sum', 'avg', 'p95']}"
         )
     out = []
     for field, names in agg.items():
         if not isinstance(names, str | list | tuple):
-            raise ValueError(
+            raise InvalidArgument(
                 f"agg[{field!r}] must be an aggregate or a list of them, like 'sum' or "
                 f"['sum', 'p95'], not {names!r}"
             )
@@ -154,10 +155,10 @@ def _aggregates(agg: Mapping[str, Any] | None) -> list[_Agg]:
 def _aggregate(field: str, name: Any) -> _Agg:
     accepted = ", ".join(AGGREGATES) + " and percentiles p0..p100 (e.g. 'p95')"
     if not isinstance(name, str):
-        raise ValueError(f"unknown aggregate {name!r}; use one of {accepted}")
+        raise InvalidArgument(f"unknown aggregate {name!r}; use one of {accepted}")
     if field == "*":
         if name != "count":
-            raise ValueError(f"'*' takes only 'count', not {name!r}")
+            raise InvalidArgument(f"'*' takes only 'count', not {name!r}")
         return _Agg("count", "count(*)")
     expr = key_sql(field)
     label = f"{field}_{name}"
@@ -168,24 +169,24 @@ def _aggregate(field: str, name: Any) -> _Agg:
     number = expr if field in _KEY_COLUMNS else f"TRY_CAST({expr} AS DOUBLE)"
     if name in _SQL_AGG:
         if field in _KEY_COLUMNS and name not in ("min", "max"):
-            raise ValueError(f"{name} of {field} makes no sense; use count or count_distinct")
+            raise InvalidArgument(f"{name} of {field} makes no sense; use count or count_distinct")
         return _Agg(label, _SQL_AGG[name], number)
     m = _PERCENTILE.fullmatch(name)
     if m is not None and 0 <= float(m.group(1)) <= 100 and field not in _KEY_COLUMNS:
         return _Agg(label, f"quantile_cont({{x}}, {float(m.group(1)) / 100!r})", number)
-    raise ValueError(f"unknown aggregate {name!r} for {field}; use one of {accepted}")
+    raise InvalidArgument(f"unknown aggregate {name!r} for {field}; use one of {accepted}")
 
 
 def _keys(by: str | Sequence[str] | None) -> list[str]:
     if by is None:
         return []
     if not isinstance(by, str | list | tuple):
-        raise ValueError(f"by must be a key or a list of keys, like 'payload.sku', not {by!r}")
+        raise InvalidArgument(f"by must be a key or a list of keys, like 'payload.sku', not {by!r}")
     keys = [by] if isinstance(by, str) else list(by)
     for key in keys:
         key_sql(key)
     if len(set(keys)) != len(keys):
-        raise ValueError(f"by names a key twice: {keys!r}")
+        raise InvalidArgument(f"by names a key twice: {keys!r}")
     return keys
 
 
@@ -208,12 +209,12 @@ def window(
     aggregates; sorted by window then keys. See the module docstring for the semantics.
 
     Raises:
-        ValueError: a bad kind, duration, key or aggregate (the message lists what is
+        InvalidArgument: a bad kind, duration, key or aggregate (the message lists what is
             accepted).
         InvalidEvent: a time that is naive or not a time.
     """
     if kind not in ("tumbling", "hopping", "session"):
-        raise ValueError(f"kind must be 'tumbling', 'hopping' or 'session', not {kind!r}")
+        raise InvalidArgument(f"kind must be 'tumbling', 'hopping' or 'session', not {kind!r}")
     keys = _keys(by)
     aggs = _aggregates(agg)
     where, params = _filters(event_type, as_of, known_at)
@@ -221,16 +222,16 @@ def window(
     key_refs = [f"k{i}" for i in range(len(keys))]
     if kind == "session":
         if gap is None:
-            raise ValueError("a session window needs gap=, like gap='30m'")
+            raise InvalidArgument("a session window needs gap=, like gap='30m'")
         sql = _session_sql(parse_duration(gap, "gap"), key_cols, key_refs, aggs, where)
         step = size = 0
     else:
         size = parse_duration(every, "every")
         step = size if kind == "tumbling" else parse_duration(hop, "hop") if hop is not None else 0
         if step == 0:
-            raise ValueError("a hopping window needs hop=, like every='1h', hop='15m'")
+            raise InvalidArgument("a hopping window needs hop=, like every='1h', hop='15m'")
         if -(-size // step) > MAX_WINDOWS_PER_EVENT:
-            raise ValueError(
+            raise InvalidArgument(
                 f"every / hop puts each event in {-(-size // step):,} windows, more than "
                 f"{MAX_WINDOWS_PER_EVENT:,}; use a longer hop"
             )
@@ -259,7 +260,7 @@ def _filters(
             or not types
             or not all(isinstance(t, str) for t in types)
         ):
-            raise ValueError(f"event_type must be a str or a list of str, not {event_type!r}")
+            raise InvalidArgument(f"event_type must be a str or a list of str, not {event_type!r}")
         for t in types:
             utf8_text(t, "event_type")
         clauses.append("event_type IN (SELECT unnest($types))")
@@ -347,7 +348,7 @@ def _fill(
     keys = frame[key_refs].drop_duplicates() if key_refs else None
     rows = ((last - first) // step + 1) * (1 if keys is None else max(len(keys), 1))
     if rows > MAX_FILLED_ROWS:
-        raise ValueError(
+        raise InvalidArgument(
             f"fill=True would make {rows:,} rows (windows x keys), more than "
             f"{MAX_FILLED_ROWS:,}; narrow since/until or use a longer every"
         )

@@ -1,6 +1,6 @@
 """Arrow string columns as numpy (uint8 data, int64 offsets) for the kernels, and back.
 
-The kernels take plain arrays and must not import pyarrow (STYLE.md rule 2), so this is
+The kernels take plain arrays and must not import pyarrow (docs/architecture.md), so this is
 the one place that knows Arrow's buffer layout: a validity bitmap, then offsets (int32
 for string/binary, int64 for the large types), then the bytes. String i is
 ``data[offsets[i]:offsets[i + 1]]``.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
+from allsource_lab.errors import InvalidArgument
 
 __all__ = ["string_array_from_buffers", "string_buffers"]
 
@@ -26,8 +28,8 @@ def string_buffers(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     ``data`` is the whole underlying buffer, so that slicing never copies.
 
     Raises:
-        ValueError: if the column has nulls (check for them first; there is no byte
-            string to give a null).
+        InvalidArgument: if the column has nulls (check for them first; there is no
+            byte string to give a null).
         TypeError: if the column is not of one of the types above.
 
     >>> data, offsets = string_buffers(pa.array(["ab", "", "c"]))
@@ -44,7 +46,7 @@ def string_buffers(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
             col = col.storage
     offset_type = _offset_type(col.type)
     if col.null_count:
-        raise ValueError(
+        raise InvalidArgument(
             f"the column has {col.null_count} nulls; a null has no bytes, so check for"
             " nulls before taking the buffers"
         )
@@ -65,8 +67,8 @@ def string_array_from_buffers(data: np.ndarray, offsets: np.ndarray) -> pa.Large
     Other integer offsets are converted (a copy).
 
     Raises:
-        ValueError: if the offsets are empty, decreasing or outside ``data``, or ``data``
-            is not uint8.
+        InvalidArgument: if the offsets are empty, decreasing or outside ``data``, or
+            ``data`` is not uint8.
 
     >>> arr = string_array_from_buffers(np.frombuffer(b"abc", np.uint8), np.array([0, 2, 3]))
     >>> arr.to_pylist()
@@ -75,11 +77,11 @@ def string_array_from_buffers(data: np.ndarray, offsets: np.ndarray) -> pa.Large
     data = np.asarray(data)
     offsets = np.ascontiguousarray(offsets, np.int64)
     if data.dtype != np.uint8:
-        raise ValueError(f"string data must be a uint8 array, not {data.dtype}")
+        raise InvalidArgument(f"string data must be a uint8 array, not {data.dtype}")
     if offsets.ndim != 1 or len(offsets) == 0 or np.any(offsets[1:] < offsets[:-1]):
-        raise ValueError("offsets must be a non-empty, non-decreasing one-dimensional array")
+        raise InvalidArgument("offsets must be a non-empty, non-decreasing one-dimensional array")
     if offsets[0] < 0 or offsets[-1] > len(data):
-        raise ValueError(f"offsets run from {offsets[0]} to {offsets[-1]}, outside the data")
+        raise InvalidArgument(f"offsets run from {offsets[0]} to {offsets[-1]}, outside the data")
     return pa.LargeStringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))
     )

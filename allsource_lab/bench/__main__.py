@@ -2,6 +2,6 @@
 
 import sys
 
-from allsource_lab.bench import main
+from allsource_lab.bench.run import main
 
 sys.exit(main())

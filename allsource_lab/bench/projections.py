@@ -22,16 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import allsource_lab as asl
-from allsource_lab.bench import (
+from allsource_lab.bench.common import (
     Figure,
     Sizes,
     arrow_events,
     batch_append_rate,
+    read_events,
     repeat,
     scratch,
     tenths,
 )
-from allsource_lab.bench.reads import read_events
 
 __all__ = ["PROJECTION_FIGURES", "bench_projections"]
 

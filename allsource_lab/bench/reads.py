@@ -21,38 +21,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import numpy as np
-import orjson
-import pyarrow as pa
-
 import allsource_lab as asl
-from allsource_lab.bench import Figure, Sizes, order_aggregate, order_payload, scratch, tenths
+from allsource_lab.bench.common import (
+    PER_ENTITY,
+    READ_TYPES,
+    START,
+    STEP_US,
+    Figure,
+    Sizes,
+    order_aggregate,
+    order_payload,
+    read_events,
+    scratch,
+    tenths,
+)
 
-__all__ = ["bench_reads", "read_events"]
+__all__ = ["bench_reads"]
 
-READ_TYPES = 20
-PER_ENTITY = 100
-START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-STEP_US = 1_000  # event time of event i: START + i ms
 COUNT_BY_TYPE = "select event_type, count(*) from events group by 1"
 
 T = TypeVar("T")
-
-
-def read_events(n: int) -> pa.Table:
-    """``n`` events, ``n // 100`` entities of 100 events each, 20 types, rising times."""
-    entities = max(n // PER_ENTITY, 1)
-    start_us = int(START.timestamp() * 1_000_000)
-    return pa.table(
-        {
-            "event_type": pa.array([f"type.{i % READ_TYPES}" for i in range(n)], pa.string()),
-            "entity_id": pa.array([f"entity-{i % entities}" for i in range(n)], pa.string()),
-            "payload": pa.array([orjson.dumps(order_payload(i)).decode() for i in range(n)]),
-            "timestamp": pa.array(
-                start_us + np.arange(n, dtype=np.int64) * STEP_US, pa.timestamp("us", tz="UTC")
-            ),
-        }
-    )
 
 
 def middle_of(entity: int, entities: int) -> dt.datetime:

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 
 import allsource_lab as asl
-from allsource_lab.bench import ENTITIES, Figure, Sizes, batch_append_rate, repeat
+from allsource_lab.bench.common import ENTITIES, Figure, Sizes, batch_append_rate, repeat
 
 __all__ = ["ORDER_SCHEMA", "bench_schemas", "typed_payload"]
 

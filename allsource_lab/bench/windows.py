@@ -25,8 +25,15 @@ from typing import Any
 import orjson
 
 import allsource_lab as asl
-from allsource_lab.bench import Figure, Sizes, batch_append_rate, repeat, scratch, tenths
-from allsource_lab.bench.reads import read_events
+from allsource_lab.bench.common import (
+    Figure,
+    Sizes,
+    batch_append_rate,
+    read_events,
+    repeat,
+    scratch,
+    tenths,
+)
 
 __all__ = ["WINDOW_FIGURES", "bench_windows"]
 

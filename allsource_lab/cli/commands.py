@@ -56,19 +56,19 @@ def _existing(path_text: str) -> Path:
 
 
 def _read(path_text: str) -> EventStore:
-    import allsource_lab as asl
+    from allsource_lab.store import open as open_store
 
-    return asl.open(_existing(path_text), read_only=True)
+    return open_store(_existing(path_text), read_only=True)
 
 
 def _write(path_text: str, *, create: bool) -> EventStore:
     """Open for writing; with ``create``, a missing or empty folder becomes a new store."""
-    import allsource_lab as asl
+    from allsource_lab.store import open as open_store
 
     path = Path(path_text)
     if not create or (path.exists() and not _is_empty_dir(path)):
         path = _existing(path_text)
-    return asl.open(path)
+    return open_store(path)
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -79,7 +79,7 @@ def _is_empty_dir(path: Path) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from allsource_lab import datasets
+    from allsource_lab.datasets import flights_events, load_table, shop_events
 
     path = Path(args.path)
     if path.exists() and not _is_empty_dir(path):
@@ -89,11 +89,11 @@ def _demo(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.note("generating events...")
     if args.dataset == "shop":
-        table = datasets.shop_events(n_users=args.users, days=args.days, seed=args.seed)
+        table = shop_events(n_users=args.users, days=args.days, seed=args.seed)
     else:
-        table = datasets.flights_events(limit=args.limit)
+        table = flights_events(limit=args.limit)
     with _write(args.path, create=True) as store:
-        datasets.load_table(store, table, progress=bar)
+        load_table(store, table, progress=bar)
         store.checkpoint()
         stats = store.stats()
         hints = _demo_hints(store, args.dataset)
@@ -145,7 +145,7 @@ def _demo_hints(store: EventStore, dataset: str) -> list[str]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from allsource_lab import datasets
+    from allsource_lab.datasets import load_table
     from allsource_lab.datasets.files import file_events
 
     source = Path(args.source)
@@ -169,7 +169,7 @@ def _ingest(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _write(args.path, create=True) as store:
         first = store.stats()["last_sequence"] + 1
-        count = datasets.load_table(store, table, batch_size=args.batch_size, progress=bar)
+        count = load_table(store, table, batch_size=args.batch_size, progress=bar)
         last = store.stats()["last_sequence"]
     appended = last - first + 1
     skipped = count - appended
@@ -278,7 +278,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from allsource_lab import CorruptionError, IntegrityReport
+    from allsource_lab.errors import CorruptionError
+    from allsource_lab.integrity import IntegrityReport
 
     try:
         store = _read(args.path)

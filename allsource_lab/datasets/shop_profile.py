@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from allsource_lab.errors import InvalidArgument
+
 __all__ = ["ShopProfile"]
 
 # Relative traffic by hour of day (UTC, the shop's clock) and by weekday (Monday first):
@@ -28,7 +30,7 @@ class ShopProfile:
     >>> ShopProfile(cart_rate=2.0)
     Traceback (most recent call last):
     ...
-    ValueError: cart_rate must be between 0 and 1, not 2.0
+    allsource_lab.errors.InvalidArgument: cart_rate must be between 0 and 1, not 2.0
     """
 
     products: int = 1000
@@ -67,16 +69,18 @@ class ShopProfile:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith(("_rate", "_fraction", "_share")) and not 0 <= value <= 1:
-                raise ValueError(f"{f.name} must be between 0 and 1, not {value!r}")
+                raise InvalidArgument(f"{f.name} must be between 0 and 1, not {value!r}")
             if f.name.endswith(("_median_s", "_median_h", "_median_days", "_sigma")) and not (
                 value > 0 and math.isfinite(value)
             ):
-                raise ValueError(f"{f.name} must be a positive number, not {value!r}")
+                raise InvalidArgument(f"{f.name} must be a positive number, not {value!r}")
         if self.products < 1 or self.price_median_cents < 1:
-            raise ValueError("products and price_median_cents must be >= 1")
+            raise InvalidArgument("products and price_median_cents must be >= 1")
         if self.pages_per_session_mean < 1 or self.sessions_per_day_median <= 0:
-            raise ValueError("pages_per_session_mean must be >= 1, sessions_per_day_median > 0")
+            raise InvalidArgument(
+                "pages_per_session_mean must be >= 1, sessions_per_day_median > 0"
+            )
         if len(self.hourly) != 24 or len(self.weekly) != 7:
-            raise ValueError("hourly needs 24 weights and weekly 7")
+            raise InvalidArgument("hourly needs 24 weights and weekly 7")
         if min(self.hourly) < 0 or min(self.weekly) < 0 or not sum(self.hourly) > 0:
-            raise ValueError("hourly and weekly weights must be >= 0, with some > 0")
+            raise InvalidArgument("hourly and weekly weights must be >= 0, with some > 0")

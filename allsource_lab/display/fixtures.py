@@ -40,7 +40,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import allsource_lab as asl
 from allsource_lab.display import MIMETYPE, StoreInfo, View, bundle
 from allsource_lab.display.render import render_html, render_text
 from allsource_lab.display.views import (
@@ -66,6 +65,7 @@ from allsource_lab.display.views import (
 from allsource_lab.events import _iso
 from allsource_lab.integrity import IntegrityReport
 from allsource_lab.projections.runner import ProjectionInfo
+from allsource_lab.store import open as open_store
 
 __all__ = ["dumps", "fixtures", "main", "render", "write"]
 
@@ -165,7 +165,7 @@ def _event_id(sequence: int, timestamp: dt.datetime) -> uuid.UUID:
 
 def _shop() -> tuple[Any, dict[str, str]]:
     """The shop store (in memory) and what to replace each real ``recorded_at`` with."""
-    store = asl.open()
+    store = open_store()
     for sequence, (minutes, event_type, entity_id, payload) in enumerate(_SHOP, start=1):
         when = _START + dt.timedelta(minutes=minutes)
         store.append(
@@ -231,81 +231,96 @@ def fixtures() -> dict[str, dict[str, Any]]:
     store, fixed = _shop()
     info = StoreInfo.of(store)
     out: dict[str, dict[str, Any]] = {}
+    try:
+        # The schema group changes the shop (it registers two subjects), so it comes
+        # after every group that shows the shop as it was filled.
+        for group in (_events_and_states, _tables_and_windows, _store_reports, _schemas):
+            out.update(group(store, info, fixed))
+        out.update(_live_features(info, fixed))
+        out.update(_not_version_1(out["events-single"], info))
+    finally:
+        store.close()
+    return out
 
-    def add(name: str, view: View, limit: int = 50) -> dict[str, Any]:
-        out[name] = render(view, fixed, limit)
-        return out[name]
 
-    # -- events and states
-    add("events", EventsView(store.events(), store=info))
-    add("events-by-type", EventsView(store.events(event_type="order.placed"), store=info), 5)
+def _events_and_states(store: Any, info: StoreInfo, fixed: dict[str, str]) -> dict[str, Any]:
+    """Frames of every kind of query, a lone event, and states now and in the past."""
     moment = _recorded(store, 30)
-    add(
-        "events-entity",
-        EventsView(
-            store.events(entity_id="order-1001", as_of="2026-03-02T10:30:00Z", known_at=moment),
-            store=info,
-        ),
-    )
-    add("events-page", EventsView(store.events(after=10, limit=8), store=info))
+    by_entity = store.events(entity_id="order-1001", as_of="2026-03-02T10:30:00Z", known_at=moment)
     # An appended event shown without its store: its state is not known.
     (single,) = store.events(after=35, limit=1)
-    add("events-single", EventsView([single], store=info))
-    out["events-no-states"] = _without(
-        render(EventsView(store.events(entity_id="customer-ada"), store=info), fixed), "states"
-    )
     state = StateView.of(store, "order-1001")
-    state.store = info
-    add("state", state)
     at = StateView.of(store, "customer-ada", as_of="2026-03-02T10:00:00Z", known_at=moment)
-    at.store = info
-    add("state-as-of", at)
     first = StateView.of(store, "order-1002", as_of="2026-03-02T09:20:00Z")
-    first.store = info
-    add("state-first-version", first)
+    for view in (state, at, first):
+        view.store = info
+    ada = EventsView(store.events(entity_id="customer-ada"), store=info)
+    return {
+        "events": render(EventsView(store.events(), store=info), fixed),
+        "events-by-type": render(
+            EventsView(store.events(event_type="order.placed"), store=info), fixed, 5
+        ),
+        "events-entity": render(EventsView(by_entity, store=info), fixed),
+        "events-page": render(EventsView(store.events(after=10, limit=8), store=info), fixed),
+        "events-single": render(EventsView([single], store=info), fixed),
+        "events-no-states": _without(render(ada, fixed), "states"),
+        "state": render(state, fixed),
+        "state-as-of": render(at, fixed),
+        "state-first-version": render(first, fixed),
+    }
 
-    # -- tables and windows
+
+def _tables_and_windows(store: Any, info: StoreInfo, fixed: dict[str, str]) -> dict[str, Any]:
+    """A SQL result, and windows with and without a chart, keyed and not."""
     query = (
         "select event_type, count(*) as events, round(sum((payload->>'amount')::double), 2)"
         " as amount from events group by 1 order by 1"
     )
-    add("table", TableView(store.sql(query).df(), query=query, store=info))
     spec = {"event_type": "order.placed", "every": "1h", "agg": {"payload.amount": "sum"}}
     frame = store.window(**spec)
-    add("window", WindowView(frame, {**spec, "kind": "tumbling"}, chart=_chart(frame), store=info))
     by_spec = {"event_type": "order.placed", "every": "1h", "by": "payload.region"}
-    by_frame = store.window(**by_spec, agg={"payload.amount": ["sum", "avg"]})
-    add(
-        "window-by-key",
-        WindowView(
-            by_frame,
-            {**by_spec, "agg": {"payload.amount": ["sum", "avg"]}},
-            chart=_chart(by_frame),
-            store=info,
+    by_agg = {"payload.amount": ["sum", "avg"]}
+    by_frame = store.window(**by_spec, agg=by_agg)
+    return {
+        "table": render(TableView(store.sql(query).df(), query=query, store=info), fixed),
+        "window": render(
+            WindowView(frame, {**spec, "kind": "tumbling"}, chart=_chart(frame), store=info),
+            fixed,
         ),
-    )
-    add("window-no-chart", WindowView(frame, spec, store=info))
+        "window-by-key": render(
+            WindowView(by_frame, {**by_spec, "agg": by_agg}, chart=_chart(by_frame), store=info),
+            fixed,
+        ),
+        "window-no-chart": render(WindowView(frame, spec, store=info), fixed),
+    }
 
-    # -- reports about the store
+
+def _store_reports(store: Any, info: StoreInfo, fixed: dict[str, str]) -> dict[str, Any]:
+    """What the store reports of itself: stats, integrity, open, ingest, checkpoint, ...
+
+    Figures that depend on the machine (memory) or on damaged files are fixed here."""
     stats = {**store.stats(), "memory_bytes": 131_072, "wal_bytes_buffered": 9_216}
-    add("stats", StatsView(stats, store=info))
     damage = [
         "wal/00000002.wal at byte 4096: checksum mismatch",
         "segments/00000001.parquet: sha256 does not match the manifest",
     ]
-    add("integrity", IntegrityView(IntegrityReport(False, damage, 9), store=info))
-    add("integrity-bad", IntegrityView(IntegrityReport(False, damage[:1], 4), store=info))
-    add("integrity-ok", IntegrityView(IntegrityReport(True, [], 9), store=info))
-    add("store", StoreView.of(store, note="replaced the store at demo.events"))
-    add(
-        "ingest",
-        IngestView("orders.csv", rows=120, appended=117, first_sequence=37, last_sequence=153),
-    )
-    add("checkpoint", CheckpointView({"events": 36, "through_sequence": 36}, store=info))
-    add("compaction", CompactionView({"events": 3000, "segments": 3}, store=info))
-    add("progress", ProgressView(done=750, total=3000, label="ingesting", unit="events"))
+    ingest = IngestView("orders.csv", rows=120, appended=117, first_sequence=37, last_sequence=153)
+    views: dict[str, View] = {
+        "stats": StatsView(stats, store=info),
+        "integrity": IntegrityView(IntegrityReport(False, damage, 9), store=info),
+        "integrity-bad": IntegrityView(IntegrityReport(False, damage[:1], 4), store=info),
+        "integrity-ok": IntegrityView(IntegrityReport(True, [], 9), store=info),
+        "store": StoreView.of(store, note="replaced the store at demo.events"),
+        "ingest": ingest,
+        "checkpoint": CheckpointView({"events": 36, "through_sequence": 36}, store=info),
+        "compaction": CompactionView({"events": 3000, "segments": 3}, store=info),
+        "progress": ProgressView(done=750, total=3000, label="ingesting", unit="events"),
+    }
+    return {name: render(view, fixed) for name, view in views.items()}
 
-    # -- schemas
+
+def _schemas(store: Any, info: StoreInfo, fixed: dict[str, str]) -> dict[str, Any]:
+    """Two subjects registered on the shop: one version, a failed check, the list, a mode."""
     registry = store.schemas
     placed = {
         "type": "object",
@@ -314,24 +329,27 @@ def fixtures() -> dict[str, dict[str, Any]]:
     }
     registry.register("order.placed", placed)
     registry.register("customer.registered", {"type": "object", "required": ["name"]}, "FULL")
-    version = registry.get("order.placed")
-    add(
-        "schema",
-        SchemaView(
-            version,
-            versions=registry.versions("order.placed"),
-            compatibility=registry.compatibility("order.placed"),
-            store=info,
-        ),
+    version = SchemaView(
+        registry.get("order.placed"),
+        versions=registry.versions("order.placed"),
+        compatibility=registry.compatibility("order.placed"),
+        store=info,
     )
     stricter = {**placed, "required": ["amount", "currency", "coupon"]}
     report = registry.check("order.placed", stricter)
-    add("schema_report", SchemaReportView(report, subject="order.placed", store=info))
     listed = {s: (registry.versions(s), registry.compatibility(s)) for s in registry.subjects()}
-    add("schema_list", SchemaListView(listed, registry.compatibility(), store=info))
-    add("compatibility", CompatibilityView("order.placed", "FULL", store=info))
+    views: dict[str, View] = {
+        "schema": version,
+        "schema_report": SchemaReportView(report, subject="order.placed", store=info),
+        "schema_list": SchemaListView(listed, registry.compatibility(), store=info),
+        "compatibility": CompatibilityView("order.placed", "FULL", store=info),
+    }
+    return {name: render(view, fixed) for name, view in views.items()}
 
-    # -- projections, pipelines, replays
+
+def _live_features(info: StoreInfo, fixed: dict[str, str]) -> dict[str, Any]:
+    """Projections, a pipeline and replays, as the plain objects their views take: their
+    figures (lag, speed, an error's moment) would differ on every run of a real one."""
     infos = [
         ProjectionInfo("event_counter", "running", 36, 0, True, None, None),
         ProjectionInfo("entity_snapshots", "replaying", 20, 16, False, None, None),
@@ -339,7 +357,6 @@ def fixtures() -> dict[str, dict[str, Any]]:
             "revenue", "stopped", 12, 24, True, 13, "KeyError: 'amount' (order.paid at 13)"
         ),
     ]
-    add("projections", ProjectionsView(infos, store=info))
     pipeline = {
         "name": "hourly_revenue",
         "status": "running",
@@ -355,7 +372,6 @@ def fixtures() -> dict[str, dict[str, Any]]:
         "windows_open": 1,
         "windows_closed": 2,
     }
-    add("pipelines", PipelinesView([pipeline], store=info))
     job = SimpleNamespace(
         id=3,
         projection=SimpleNamespace(name="event_counter"),
@@ -365,7 +381,6 @@ def fixtures() -> dict[str, dict[str, Any]]:
         ),
         error=None,
     )
-    add("replay", ReplayView(job, store=info))
     failed = SimpleNamespace(
         id=4,
         projection=SimpleNamespace(name="revenue"),
@@ -375,19 +390,27 @@ def fixtures() -> dict[str, dict[str, Any]]:
         ),
         error=KeyError("amount"),
     )
-    add("replay-failed", ReplayView(failed, store=info))
-
-    # -- what a version-1 reader must not render itself
-    events = out["events-single"]
-    future = {**events[MIMETYPE], "version": 2}
-    out["version-2"] = {**events, MIMETYPE: future}
-    out["unknown-kind"] = {
-        MIMETYPE: {"kind": "hologram", "version": 1, "store": info.document()},
-        "text/html": '<div class="allsource"><strong>a hologram</strong></div>',
-        "text/plain": "a hologram",
+    views: dict[str, View] = {
+        "projections": ProjectionsView(infos, store=info),
+        "pipelines": PipelinesView([pipeline], store=info),
+        "replay": ReplayView(job, store=info),
+        "replay-failed": ReplayView(failed, store=info),
     }
-    store.close()
-    return out
+    return {name: render(view, fixed) for name, view in views.items()}
+
+
+def _not_version_1(events: dict[str, Any], info: StoreInfo) -> dict[str, Any]:
+    """What a version-1 reader must not render itself: a future version of an events
+    bundle, and a kind it does not know."""
+    future = {**events[MIMETYPE], "version": 2}
+    return {
+        "version-2": {**events, MIMETYPE: future},
+        "unknown-kind": {
+            MIMETYPE: {"kind": "hologram", "version": 1, "store": info.document()},
+            "text/html": '<div class="allsource"><strong>a hologram</strong></div>',
+            "text/plain": "a hologram",
+        },
+    }
 
 
 def write(outdir: Path | str, names: Sequence[str] | None = None) -> list[Path]:

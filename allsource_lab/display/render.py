@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from allsource_lab.errors import InvalidArgument
+
 __all__ = ["Layout", "render_html", "render_text"]
 
 _TEXT_CELL_CHARS = 60  # widest a plain-text cell is printed before it is cut with "…"
@@ -243,12 +245,14 @@ def layout_of(doc: dict[str, Any]) -> Layout:
     """The layout of a document, with its ``store`` (if any) as the first fact.
 
     Raises:
-        ValueError: the document's kind is unknown.
+        InvalidArgument: the document's kind is unknown.
     """
     try:
         layout = _LAYOUTS[doc["kind"]](doc)
     except KeyError:
-        raise ValueError(f"unknown display kind {doc.get('kind')!r}") from None
+        raise InvalidArgument(
+            f"unknown display kind {doc.get('kind')!r}; kinds are {', '.join(sorted(_LAYOUTS))}"
+        ) from None
     store = doc.get("store")
     if store is not None:
         where = store["path"] or "memory"

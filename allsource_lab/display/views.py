@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
-from allsource_lab._query.state import merge_patch
-from allsource_lab.display import (
+from allsource_lab.display._document import (
     StoreInfo,
     Table,
     View,
@@ -37,9 +36,6 @@ from allsource_lab.display import (
     shown_rows,
 )
 from allsource_lab.events import Event, _iso
-
-if TYPE_CHECKING:
-    from allsource_lab.eventframe import EventFrame
 
 # Past this many versions of one entity an events document's row states (and a state
 # document's previous state) are left null: a display must stay quick. Reading and folding
@@ -53,6 +49,7 @@ __all__ = [
     "CheckpointView",
     "CompactionView",
     "CompatibilityView",
+    "EventFrameLike",
     "EventsView",
     "IngestView",
     "IntegrityView",
@@ -83,9 +80,31 @@ class _Keywords(View):
 
 
 def _fold(state: dict[str, Any], event: Event) -> None:
-    # Decoded afresh: merge_patch takes over the patch's values, and Event.payload is the
+    # Decoded afresh: _merge_patch takes over the patch's values, and Event.payload is the
     # event's own dict, handed to every caller.
-    merge_patch(state, orjson.loads(event.payload_json))
+    _merge_patch(state, orjson.loads(event.payload_json))
+
+
+def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` applied to ``target`` in place by JSON Merge Patch (RFC 7386).
+
+    The store's fold is ``allsource_lab._query.state.merge_patch``; this copy keeps the
+    display from importing the query layer, which sits above it (the query layer builds
+    ``EventFrame``s, which import the display), and a test holds the two to the same
+    results. ``patch`` must not be used afterwards.
+
+    >>> _merge_patch({"a": 1, "b": {"c": 2}}, {"a": None, "b": {"d": [3]}})
+    {'b': {'c': 2, 'd': [3]}}
+    """
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif type(value) is dict:
+            inner = target.get(key)
+            target[key] = _merge_patch(inner if type(inner) is dict else {}, value)
+        else:
+            target[key] = value
+    return target
 
 
 def states_after(
@@ -162,6 +181,24 @@ def _last_and_previous(
     return events[-1].version, state
 
 
+class EventFrameLike(Protocol):
+    """What an events view reads of an ``EventFrame`` (known by what it has, so the
+    display need not import the frame's module, which imports the display)."""
+
+    @property
+    def query(self) -> Any: ...
+
+    @property
+    def next_cursor(self) -> int | None: ...
+
+    @property
+    def source(self) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def first(self, n: int) -> list[Event]: ...
+
+
 @dataclass(eq=False)
 class EventsView(View):
     """Events: an ``EventFrame`` (only the rows shown are gathered) or a list of events.
@@ -172,19 +209,18 @@ class EventsView(View):
     list of events; without a store the states are null.
     """
 
-    events: EventFrame | Sequence[Event]
+    events: EventFrameLike | Sequence[Event]
     store: StoreInfo | None = None
     source: Any = None
     kind: ClassVar[str] = "events"
 
     def members(self, limit: int) -> dict[str, Any]:
-        from allsource_lab.eventframe import EventFrame
-
         events = self.events
         source = self.source
         query: dict[str, Any] = {}
         cursor = None
-        if isinstance(events, EventFrame):
+        # A list of events is a Sequence; a frame is not (it has no indexing).
+        if not isinstance(events, Sequence):
             total = len(events)
             shown = events.first(shown_rows(total, limit))
             q = events.query
@@ -199,7 +235,7 @@ class EventsView(View):
             cursor = events.next_cursor
             if source is None:
                 # A frame's row source is the store that made it (store.events).
-                source = getattr(events, "_source", None)
+                source = events.source
         else:
             total = len(events)
             shown = list(events[: shown_rows(total, limit)])

@@ -35,6 +35,8 @@ from typing import Any
 
 import pandas as pd
 
+from allsource_lab.errors import InvalidArgument
+
 __all__ = [
     "MAX_POINTS",
     "VEGA_LITE_MIME",
@@ -120,7 +122,7 @@ def window_chart(frame: pd.DataFrame, title: str | None = None) -> dict[str, Any
     else is a line with points at the window's start.
 
     Raises:
-        ValueError: a window column or every aggregate is missing, or the chart would
+        InvalidArgument: a window column or every aggregate is missing, or the chart would
             hold more than ``MAX_POINTS`` rows of data.
     """
     keys, measures = _columns(frame, "window_chart")
@@ -136,12 +138,12 @@ def frequency_chart(frame: pd.DataFrame, title: str | None = None) -> dict[str, 
     it, stacked by event type when the frame has an ``event_type`` column.
 
     Raises:
-        ValueError: the frame has no window columns or no ``count`` column, or more than
+        InvalidArgument: the frame has no window columns or no ``count`` column, or more than
             ``MAX_POINTS`` rows.
     """
     keys, measures = _columns(frame, "frequency_chart")
     if "count" not in measures:
-        raise ValueError(
+        raise InvalidArgument(
             "frequency_chart takes store.analytics.frequency(...)'s frame, with a 'count' "
             f"column; this one has {list(frame.columns)}"
         )
@@ -160,7 +162,7 @@ def _columns(frame: pd.DataFrame, who: str) -> tuple[list[str], list[str]]:
     names = [str(c) for c in frame.columns]
     missing = [c for c in WINDOW_COLUMNS if c not in names]
     if missing:
-        raise ValueError(
+        raise InvalidArgument(
             f"{who} takes a frame from store.window(...) with columns window_start and "
             f"window_end; {missing} missing from {names}"
         )
@@ -175,13 +177,13 @@ def _columns(frame: pd.DataFrame, who: str) -> tuple[list[str], list[str]]:
         else:
             keys.append(name)
     if not measures:
-        raise ValueError(f"{who}: no numeric aggregate column to chart in {names}")
+        raise InvalidArgument(f"{who}: no numeric aggregate column to chart in {names}")
     return keys, measures
 
 
 def _long_rows(frame: pd.DataFrame, keys: list[str], measures: list[str]) -> list[dict[str, Any]]:
     if len(frame) * len(measures) > MAX_POINTS:
-        raise ValueError(
+        raise InvalidArgument(
             f"{len(frame):,} windows × {len(measures)} aggregates is too much to chart "
             f"(at most {MAX_POINTS:,} points): use a longer window, fewer keys or a "
             "narrower since/until"

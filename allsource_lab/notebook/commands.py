@@ -27,6 +27,7 @@ from allsource_lab.display.views import (
     TableView,
     WindowView,
 )
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.notebook.session import Context, Outcome
 from allsource_lab.notebook.sqlbind import bind
 
@@ -204,7 +205,7 @@ def window(ctx: Context, args: argparse.Namespace) -> Outcome:
             raise UsageError(f"charts are not available in this installation ({exc})") from None
         try:
             chart = window_chart(frame)
-        except ValueError as exc:  # too many windows to draw, or nothing to draw
+        except InvalidArgument as exc:  # too many windows to draw, or nothing to draw
             raise UsageError(f"cannot chart this result ({exc}); run it without --chart") from None
     return Outcome(WindowView(frame, spec, chart=chart, store=ctx.info()), frame)
 

@@ -1,8 +1,11 @@
 """Library errors as the one line a magic shows: what went wrong, then what to do next.
 
 IPython prints a ``UsageError`` as ``UsageError: <message>`` without a traceback, which
-is right for a user's mistake or a refused write; anything else (a bug) keeps its
-traceback.
+is right for a user's mistake or a refused write. Which errors those are is decided by
+type, not by guessing: the store's own errors (``AllSourceError`` and its subclasses)
+and DuckDB's errors about a user's SQL. A plain ``ValueError``, ``KeyError`` or
+``OSError`` is a bug wherever it comes from and keeps its traceback, so code that sees a
+user's mistake raises a typed error (``InvalidArgument``, ``NotFound``, ...) instead.
 """
 
 from __future__ import annotations
@@ -61,16 +64,21 @@ _NOTEBOOK_WORDS = (
 
 
 def expected(exc: BaseException) -> bool:
-    """Whether ``exc`` is reported in one line: the store's own errors, bad values
-    (ValueError, KeyError), files that cannot be read (OSError) and SQL errors. Others
-    are bugs and keep their traceback.
+    """Whether ``exc`` is shown as one line: the store's own errors and DuckDB's errors
+    (a user's SQL). Anything else, a plain ``ValueError``, ``KeyError`` or ``OSError``
+    included, is a bug and keeps its traceback.
 
-    >>> expected(InvalidEvent("bad")), expected(ZeroDivisionError())
-    (True, False)
+    >>> from allsource_lab.errors import InvalidArgument
+    >>> expected(InvalidArgument("bad")), expected(NotFound("gone")), expected(InvalidEvent("x"))
+    (True, True, True)
+    >>> expected(ValueError("bad")), expected(KeyError("k")), expected(OSError("disk"))
+    (False, False, False)
     """
-    if isinstance(exc, AllSourceError | ValueError | KeyError | OSError):
-        return True
-    # DuckDB's errors, by module: importing duckdb here would slow %load_ext for nothing.
+    return isinstance(exc, AllSourceError) or _from_duckdb(exc)
+
+
+def _from_duckdb(exc: BaseException) -> bool:
+    # By module: importing duckdb here would slow %load_ext for nothing.
     return type(exc).__module__.startswith(("duckdb", "_duckdb"))
 
 
@@ -88,15 +96,6 @@ def one_line(text: str) -> str:
     return " ".join(kept)
 
 
-def _message(exc: BaseException) -> str:
-    """What went wrong, without the decoration Python adds (quotes, errno tuples)."""
-    if isinstance(exc, OSError) and not isinstance(exc, StorageError) and exc.strerror:
-        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
-    if isinstance(exc, KeyError) and not isinstance(exc, NotFound) and exc.args:
-        return str(exc.args[0])  # str() of a KeyError would quote it
-    return one_line(str(exc))
-
-
 def usage_error(exc: BaseException) -> UsageError:
     """The ``UsageError`` that shows ``exc`` in one line, with what to do next.
 
@@ -105,10 +104,10 @@ def usage_error(exc: BaseException) -> UsageError:
     >>> str(usage_error(StorageError("opened with read_only=True; open it for writing")))
     'StorageError: opened with --read-only; open it again without --read-only'
     """  # noqa: E501
-    message = _message(exc)
+    message = one_line(str(exc))
     for python, magic in _NOTEBOOK_WORDS:
         message = message.replace(python, magic)
-    from_duckdb = type(exc).__module__.startswith(("duckdb", "_duckdb"))
+    from_duckdb = _from_duckdb(exc)
     if isinstance(exc, AllSourceError) or from_duckdb:
         message = f"{type(exc).__name__}: {message}"
     if from_duckdb:

@@ -23,7 +23,7 @@ from IPython.core.error import UsageError
 
 from allsource_lab.display import iso
 from allsource_lab.display.views import IngestView, ProgressView
-from allsource_lab.errors import InvalidEvent
+from allsource_lab.errors import InvalidArgument, InvalidEvent, StorageError
 from allsource_lab.notebook.session import Context, Outcome
 
 __all__ = ["frame_events", "ingest"]
@@ -36,6 +36,8 @@ def ingest(ctx: Context, args: argparse.Namespace) -> Outcome:
     from allsource_lab.datasets import load_table
 
     store = ctx.store()
+    if args.timezone is not None:
+        _check_timezone(args.timezone)
     columns = None
     if args.payload_cols is not None:
         columns = [c.strip() for c in args.payload_cols.split(",") if c.strip()]
@@ -89,7 +91,36 @@ def _file_table(path: str, fmt: str | None, mapping: dict[str, Any]) -> pa.Table
             f"no {what} named {path!r}: give a DataFrame variable or the path of a .csv, "
             ".jsonl or .parquet file"
         )
-    return file_events(path, format=fmt, **mapping)
+    name = os.path.basename(path)
+    try:
+        return file_events(path, format=fmt, **mapping)
+    except OSError as exc:  # e.g. no permission to read it, or it went since the check above
+        reason = exc.strerror or str(exc)
+        raise StorageError(
+            f"cannot read {path}: {reason}; check that the file is there and may be read"
+        ) from None
+    except UnicodeDecodeError as exc:  # Arrow reads a CSV header that is not UTF-8 this way
+        raise InvalidEvent(f"cannot read {name} as text: {exc}; save it as UTF-8") from None
+    except pa.ArrowInvalid as exc:  # what file_events does not name itself
+        raise InvalidEvent(f"cannot read {name}: {exc}") from None
+
+
+def _check_timezone(zone: str) -> None:
+    """Refuse a ``--timezone`` Arrow cannot read before any row is read.
+
+    Raises:
+        InvalidArgument: Arrow knows no such zone.
+    """
+    import pyarrow.compute as pc
+
+    try:
+        # One value, not none: Arrow looks the zone up only when it has a time to convert.
+        pc.assume_timezone(pa.array([0], pa.timestamp("us")), zone)
+    except pa.ArrowInvalid as exc:
+        raise InvalidArgument(
+            f"--timezone: {exc}; give an IANA name such as 'UTC' or 'Europe/Paris', or an "
+            "offset such as '+01:00'"
+        ) from None
 
 
 def _progress_bar() -> Callable[[int, int], None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,7 @@ from IPython.core.error import UsageError
 
 from allsource_lab.display.views import PipelinesView, ProjectionsView, ReplayView, TableView
 from allsource_lab.notebook.session import Context, Outcome
+from allsource_lab.projections import EntitySnapshots, EventCounter, Projection
 
 __all__ = ["explore", "pipelines", "projections", "replay", "tail", "timetravel", "widgets"]
 
@@ -36,16 +38,17 @@ def widgets(feature: str) -> ModuleType:
 def _projection(ctx: Context, name: str) -> Any:
     """The projection PROJECTION names: one added to the store, a built-in (a new one),
     or a variable holding a Projection."""
-    import allsource_lab as asl
-
     store = ctx.store()
     if name in store.projections:
         return store.projections[name]
-    builtins = {"EventCounter": asl.EventCounter, "EntitySnapshots": asl.EntitySnapshots}
+    builtins: dict[str, Callable[[], Projection]] = {
+        "EventCounter": EventCounter,
+        "EntitySnapshots": EntitySnapshots,
+    }
     if name in builtins:
         return builtins[name]()
     value = ctx.namespace.get(name) if name.isidentifier() else None
-    if isinstance(value, asl.Projection):
+    if isinstance(value, Projection):
         return value
     added = ", ".join(sorted(p.name for p in store.projections)) or "none"
     raise UsageError(

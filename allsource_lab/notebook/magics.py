@@ -1,11 +1,11 @@
 """``%allsource`` / ``%%allsource``: one magic, many subcommands.
 
-The magic reads its line (:mod:`~allsource_lab.notebook.arguments`), picks the
-subcommand's parser (:mod:`~allsource_lab.notebook.parsers`), runs it against the
-kernel's current store (:mod:`~allsource_lab.notebook.session`) and returns a view that
-displays as AllSource JSON, HTML and text; ``-o NAME`` binds the plain result. User
-mistakes and the store's refusals are ``UsageError`` lines (:mod:`.errors`); anything
-else keeps its traceback.
+The magic reads its line (:mod:`~allsource_lab.notebook.arguments`), looks the
+subcommand up in the registry (:mod:`~allsource_lab.notebook.registry`: its parser,
+handler and whether it takes a cell), runs it against the kernel's current store
+(:mod:`~allsource_lab.notebook.session`) and returns a view that displays as AllSource
+JSON, HTML and text; ``-o NAME`` binds the plain result. User mistakes and the store's
+refusals are ``UsageError`` lines (:mod:`.errors`); anything else keeps its traceback.
 
 Settings are traitlets, so ``%config AllSourceMagics.displaylimit = 20`` works.
 """
@@ -20,40 +20,26 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Int, TraitError, observe, validate
 
-from allsource_lab import display
+from allsource_lab.display import DEFAULT_LIMIT, set_default_limit
 from allsource_lab.display.views import StoreView
-from allsource_lab.notebook import commands, ingest, live_commands, schema_commands
-from allsource_lab.notebook.arguments import HelpShown, Token, expand, split_line
+from allsource_lab.notebook.arguments import (
+    HelpShown,
+    MagicArgumentParser,
+    Token,
+    expand,
+    split_line,
+)
 from allsource_lab.notebook.errors import expected, usage_error
-from allsource_lab.notebook.parsers import PROG, SUMMARIES, build_parsers
-from allsource_lab.notebook.session import Command, Context, Options, Session
+from allsource_lab.notebook.parsers import PROG
+from allsource_lab.notebook.registry import SUBCOMMANDS, Subcommand
+from allsource_lab.notebook.session import Context, Options, Session
 
-__all__ = ["COMMANDS", "AllSourceMagics", "overview"]
+__all__ = ["AllSourceMagics", "overview"]
 
-COMMANDS: dict[str, Command] = {
-    "open": commands.open_store,
-    "close": commands.close,
-    "append": commands.append,
-    "ingest": ingest.ingest,
-    "events": commands.events,
-    "state": commands.state,
-    "sql": commands.sql,
-    "schema": schema_commands.schema,
-    "replay": live_commands.replay,
-    "window": commands.window,
-    "projections": live_commands.projections,
-    "pipelines": live_commands.pipelines,
-    "stats": commands.stats,
-    "verify": commands.verify,
-    "checkpoint": commands.checkpoint,
-    "compact": commands.compact,
-    "explore": live_commands.explore,
-    "timetravel": live_commands.timetravel,
-    "tail": live_commands.tail,
-}
-# Subcommands that read the cell body of %%allsource (the others refuse one).
-_CELL_COMMANDS = frozenset({"sql", "append", "schema"})
-_SQL_OPTIONS = frozenset({"-o", "--output"})
+_HELP = ("-h", "--help")
+# Of the options a verbatim subcommand (sql) may take before its text, those followed by
+# a value: the text starts after it.
+_VALUE_OPTIONS = frozenset({"-o", "--output"})
 
 
 def overview(store: Any = None) -> str:
@@ -62,14 +48,14 @@ def overview(store: Any = None) -> str:
         where = "no store is open (start with: %allsource open PATH, or open --memory)"
     else:
         where = f"current store: {store.path or 'memory'} ({store.stats()['events']:,} events)"
-    width = max(map(len, SUMMARIES))
+    width = max(map(len, SUBCOMMANDS))
     lines = [
         f"usage: {PROG} SUBCOMMAND [ARGS] [-o NAME]   (or %%allsource SUBCOMMAND with a cell)",
         "",
         where,
         "",
         "subcommands:",
-        *(f"  {name:<{width}}  {summary}" for name, summary in SUMMARIES.items()),
+        *(f"  {name:<{width}}  {entry.summary}" for name, entry in SUBCOMMANDS.items()),
         "",
         f"{PROG} SUBCOMMAND --help shows its arguments. $name or {{name}} in an argument is",
         "the Python variable name (quote it to keep it literal). Settings: %config "
@@ -83,7 +69,7 @@ class AllSourceMagics(Magics):
     """The ``%allsource`` magic and its settings; one instance (and store) per kernel."""
 
     displaylimit = Int(
-        display.DEFAULT_LIMIT,
+        DEFAULT_LIMIT,
         help="Rows a result table shows before 'showing N of M' (0: all). Also used by "
         "EventFrame's own display.",
     ).tag(config=True)
@@ -101,8 +87,10 @@ class AllSourceMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.session = Session()
-        self._parsers = build_parsers()
-        display.set_default_limit(self.displaylimit)
+        # Built when first used (all of them take ~5 ms), by entry: an entry replaced
+        # under the same name gets its own parser.
+        self._parsers: dict[Subcommand, MagicArgumentParser] = {}
+        set_default_limit(self.displaylimit)
 
     @validate("displaylimit", "progress_rows")
     def _at_least_zero(self, proposal: Any) -> int:
@@ -120,7 +108,7 @@ class AllSourceMagics(Magics):
 
     @observe("displaylimit")
     def _new_limit(self, change: Any) -> None:
-        display.set_default_limit(change["new"])
+        set_default_limit(change["new"])
 
     def options(self) -> Options:
         """The settings as they are now."""
@@ -161,29 +149,20 @@ class AllSourceMagics(Magics):
 
     def _run(self, line: str, cell: str | None) -> Any:
         tokens = split_line(line)
-        if not tokens or tokens[0].text in ("-h", "--help", "help"):
+        if not tokens or tokens[0].text in (*_HELP, "help"):
             store = self.session.store
             print(overview(store))
             return None if store is None else StoreView.of(store)
-        name = tokens[0].text
-        command = COMMANDS.get(name)
-        if command is None:
-            close = difflib.get_close_matches(name, COMMANDS, n=1)
-            guess = f"did you mean {close[0]!r}? " if close else ""
-            raise UsageError(
-                f"unknown subcommand {name!r}; {guess}subcommands are {', '.join(COMMANDS)} "
-                f"(see {PROG} --help)"
-            )
+        entry = _subcommand(tokens[0].text)
         namespace = self._namespace()
-        if name == "sql":
-            args = self._sql_arguments(tokens[1:], line)
-        else:
-            args = self._parsers[name].parse_args(expand(tokens[1:], namespace))
-        if cell is not None and cell.strip() and name not in _CELL_COMMANDS:
-            raise UsageError(f"%%allsource {name} takes no cell body; its arguments go on the line")
+        args = self._arguments(entry, tokens[1:], line)
+        if cell is not None and cell.strip() and not entry.cell:
+            raise UsageError(
+                f"%%allsource {entry.name} takes no cell body; its arguments go on the line"
+            )
         ctx = Context(self.session, namespace, cell, self.options())
         try:
-            outcome = command(ctx, args)
+            outcome = entry.handler(ctx, args)
         except Exception as exc:
             if not expected(exc):
                 raise
@@ -192,20 +171,44 @@ class AllSourceMagics(Magics):
             namespace[args.output] = outcome.value
         return outcome.shown
 
-    def _sql_arguments(self, tokens: list[Token], line: str) -> argparse.Namespace:
-        """The options before the SQL are parsed; the SQL after them is kept as written."""
+    def _arguments(self, entry: Subcommand, tokens: list[Token], line: str) -> argparse.Namespace:
+        """The subcommand's arguments: the tokens, with ``$name`` references expanded,
+        read by its parser — or, for a verbatim one, the options before its text, then
+        the text kept as written."""
+        parser = self._parsers.get(entry)
+        if parser is None:
+            parser = self._parsers[entry] = entry.parser()
+        if not entry.verbatim:
+            return parser.parse_args(expand(tokens, self._namespace()))
         options: list[Token] = []
         i = 0
         while i < len(tokens):
             text = tokens[i].text
-            if text in ("-h", "--help") or text.startswith(("-o=", "--output=")):
+            if text in _HELP or text.startswith(("-o=", "--output=")):
                 options.append(tokens[i])
                 i += 1
-            elif text in _SQL_OPTIONS:
+            elif text in _VALUE_OPTIONS:
                 options.extend(tokens[i : i + 2])
                 i += 2
             else:
                 break
-        args = self._parsers["sql"].parse_args(expand(options, self._namespace()))
+        args = parser.parse_args(expand(options, self._namespace()))
         args.sql = line[tokens[i].start :] if i < len(tokens) else ""
         return args
+
+
+def _subcommand(name: str) -> Subcommand:
+    """The registry's entry named ``name``.
+
+    Raises:
+        UsageError: there is none; names the nearest, if one is near.
+    """
+    entry = SUBCOMMANDS.get(name)
+    if entry is not None:
+        return entry
+    close = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(
+        f"unknown subcommand {name!r}; {guess}subcommands are {', '.join(SUBCOMMANDS)} "
+        f"(see {PROG} --help)"
+    )

@@ -1,49 +1,49 @@
-"""The arguments of each ``%allsource`` subcommand: one parser each, with its ``--help``.
+"""The arguments of each ``%allsource`` subcommand: one function each, declaring them on
+the parser :mod:`~allsource_lab.notebook.registry` builds (which also gives ``-o NAME``).
 
 Times are ISO-8601 text with a zone (``2026-01-31T12:00:00Z``); the store checks them,
 so a bad one is reported the way ``store.events(...)`` reports it. Every subcommand takes
 ``-o NAME`` to bind its result to a Python variable.
+
+>>> parser = new_parser("state", "an entity's state")
+>>> state_arguments(parser)
+>>> parser.parse_args(["order-17", "--as-of", "2026-01-01T00:00:00Z"]).as_of
+'2026-01-01T00:00:00Z'
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from allsource_lab._argtypes import count, positive
 from allsource_lab.notebook.arguments import MagicArgumentParser, bound, output_name
 
-__all__ = ["PROG", "SUMMARIES", "build_parsers"]
+__all__ = [
+    "PROG",
+    "append_arguments",
+    "events_arguments",
+    "ingest_arguments",
+    "new_parser",
+    "no_arguments",
+    "open_arguments",
+    "output_option",
+    "pipelines_arguments",
+    "replay_arguments",
+    "schema_arguments",
+    "sql_arguments",
+    "state_arguments",
+    "tail_arguments",
+    "timetravel_arguments",
+    "window_arguments",
+]
 
 PROG = "%allsource"
-
-# One line per subcommand, in the order the overview lists them.
-SUMMARIES: dict[str, str] = {
-    "open": "open a store folder (created if missing) or a memory store; it becomes current",
-    "close": "close the current store",
-    "append": "append one event: TYPE ENTITY and a JSON payload (on the line or in the cell)",
-    "ingest": "append the rows of a DataFrame variable or a CSV, JSON lines or Parquet file",
-    "events": "list events, filtered by entity, type and time (bitemporal)",
-    "state": "an entity's state (its payloads merged), now or at a moment",
-    "sql": "DuckDB SQL over the view events; {name} binds a Python variable as a parameter",
-    "schema": "JSON Schemas: register, check, show, list, compat, panel",
-    "replay": "rebuild a projection from history (with progress)",
-    "window": "window analytics: tumbling, hopping or session windows with aggregates",
-    "projections": "the store's live projections and where they stand",
-    "pipelines": "the live pipelines and their stats, or one pipeline's results",
-    "stats": "counts and facts about the current store",
-    "verify": "recompute every checksum and check the log's invariants",
-    "checkpoint": "seal the write-ahead log's tail into a Parquet segment",
-    "compact": "merge small segments",
-    "explore": "an interactive explorer of the store (widget)",
-    "timetravel": "a slider through an entity's history (widget)",
-    "tail": "a live tail of new events (widget)",
-}
 
 _TIME = "TIME"
 
 
-def _output(parser: argparse.ArgumentParser) -> None:
+def output_option(parser: argparse.ArgumentParser) -> None:
+    """``-o NAME``: bind the result to a Python variable."""
     parser.add_argument(
         "-o",
         "--output",
@@ -60,7 +60,8 @@ def _moments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--known-at", metavar=_TIME, help="only events recorded by TIME")
 
 
-def _open(p: MagicArgumentParser) -> None:
+def open_arguments(p: MagicArgumentParser) -> None:
+    """``open [PATH] [--memory] [--fsync F] [--read-only] [--recovery R]``."""
     p.add_argument("path", nargs="?", metavar="PATH", help="the store folder")
     p.add_argument(
         "--memory",
@@ -81,7 +82,8 @@ def _open(p: MagicArgumentParser) -> None:
     )
 
 
-def _append(p: MagicArgumentParser) -> None:
+def append_arguments(p: MagicArgumentParser) -> None:
+    """``append TYPE ENTITY [JSON] [--metadata] [--time] [--event-id] [--expected-version]``."""
     p.add_argument("event_type", metavar="TYPE", help="the event type, e.g. order.placed")
     p.add_argument("entity_id", metavar="ENTITY", help="the entity id, e.g. order-17")
     p.add_argument(
@@ -101,7 +103,8 @@ def _append(p: MagicArgumentParser) -> None:
     )
 
 
-def _ingest(p: MagicArgumentParser) -> None:
+def ingest_arguments(p: MagicArgumentParser) -> None:
+    """``ingest SOURCE`` and how its columns map to events."""
     p.add_argument(
         "source",
         metavar="SOURCE",
@@ -145,7 +148,8 @@ def _ingest(p: MagicArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _events(p: MagicArgumentParser) -> None:
+def events_arguments(p: MagicArgumentParser) -> None:
+    """``events`` filters: entity, type, event time, bitemporal moments, paging."""
     p.add_argument("--entity", metavar="ID", help="only this entity's events")
     p.add_argument("--type", dest="event_type", metavar="TYPE", help="only events of this type")
     p.add_argument("--since", metavar=_TIME, help="event time >= TIME")
@@ -156,12 +160,14 @@ def _events(p: MagicArgumentParser) -> None:
     p.add_argument("--reverse", action="store_true", help="newest first")
 
 
-def _state(p: MagicArgumentParser) -> None:
+def state_arguments(p: MagicArgumentParser) -> None:
+    """``state ENTITY [--as-of] [--known-at]``."""
     p.add_argument("entity_id", metavar="ENTITY", help="the entity id")
     _moments(p)
 
 
-def _sql(p: MagicArgumentParser) -> None:
+def sql_arguments(p: MagicArgumentParser) -> None:
+    """``sql [SQL...]``: the magic keeps the text after the options as written."""
     p.add_argument(
         "sql",
         nargs="*",
@@ -170,12 +176,13 @@ def _sql(p: MagicArgumentParser) -> None:
     )
 
 
-def _schema(p: MagicArgumentParser) -> None:
+def schema_arguments(p: MagicArgumentParser) -> None:
+    """``schema ACTION ...``: one sub-parser per action, each with its own ``-o``."""
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, summary: str) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=summary, description=summary)
-        _output(sub)
+        output_option(sub)
         return sub
 
     text = "the schema as JSON, or $name of a dict (default: the cell body)"
@@ -201,7 +208,8 @@ def _schema(p: MagicArgumentParser) -> None:
     action("panel", "an interactive schema panel (widget)")
 
 
-def _replay(p: MagicArgumentParser) -> None:
+def replay_arguments(p: MagicArgumentParser) -> None:
+    """``replay PROJECTION [--since] [--until] [--type] [--batch-size] [--wait]``."""
     p.add_argument(
         "projection",
         metavar="PROJECTION",
@@ -221,7 +229,8 @@ def _replay(p: MagicArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the end, then show it")
 
 
-def _window(p: MagicArgumentParser) -> None:
+def window_arguments(p: MagicArgumentParser) -> None:
+    """``window [TYPE...]``: the window's kind, length, keys, aggregates and bounds."""
     p.add_argument("event_type", nargs="*", metavar="TYPE", help="event types (default: all)")
     p.add_argument("--every", default="1h", metavar="DURATION", help="window length (30s, 5m...)")
     p.add_argument(
@@ -249,56 +258,36 @@ def _window(p: MagicArgumentParser) -> None:
     p.add_argument("--chart", action="store_true", help="also draw a chart (Vega-Lite)")
 
 
-def _pipelines(p: MagicArgumentParser) -> None:
+def pipelines_arguments(p: MagicArgumentParser) -> None:
+    """``pipelines [NAME] [--flush]``."""
     p.add_argument("name", nargs="?", metavar="NAME", help="show this pipeline's results")
     p.add_argument("--flush", action="store_true", help="close its open windows first")
 
 
-def _timetravel(p: MagicArgumentParser) -> None:
+def timetravel_arguments(p: MagicArgumentParser) -> None:
+    """``timetravel ENTITY``."""
     p.add_argument("entity_id", metavar="ENTITY", help="the entity id")
 
 
-def _tail(p: MagicArgumentParser) -> None:
+def tail_arguments(p: MagicArgumentParser) -> None:
+    """``tail [--rows N]``."""
     p.add_argument("--rows", type=positive, metavar="N", help="rows kept (default: tail_rows)")
 
 
-def _nothing(p: MagicArgumentParser) -> None:
+def no_arguments(p: MagicArgumentParser) -> None:
     """A subcommand with no arguments of its own."""
 
 
-_ARGUMENTS: dict[str, Callable[[MagicArgumentParser], None]] = {
-    "open": _open,
-    "append": _append,
-    "ingest": _ingest,
-    "events": _events,
-    "state": _state,
-    "sql": _sql,
-    "schema": _schema,
-    "replay": _replay,
-    "window": _window,
-    "pipelines": _pipelines,
-    "timetravel": _timetravel,
-    "tail": _tail,
-}
+def new_parser(name: str, summary: str) -> MagicArgumentParser:
+    """An empty parser for subcommand ``name``: its ``--help`` starts with ``usage:
+    %allsource NAME`` and describes it with ``summary``.
 
-
-def build_parsers() -> dict[str, MagicArgumentParser]:
-    """A parser for every subcommand in :data:`SUMMARIES`.
-
-    >>> parsers = build_parsers()
-    >>> parsers["events"].parse_args(["--entity", "o-1", "--limit", "5"]).limit
-    5
+    >>> new_parser("stats", "counts and facts").format_usage()
+    'usage: %allsource stats [-h]\\n'
     """
-    parsers = {}
-    for name, summary in SUMMARIES.items():
-        parser = MagicArgumentParser(
-            prog=f"{PROG} {name}",
-            description=summary,
-            allow_abbrev=False,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _ARGUMENTS.get(name, _nothing)(parser)
-        if name != "schema":  # each schema action has its own -o
-            _output(parser)
-        parsers[name] = parser
-    return parsers
+    return MagicArgumentParser(
+        prog=f"{PROG} {name}",
+        description=summary,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

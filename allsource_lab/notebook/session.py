@@ -12,14 +12,14 @@ import contextlib
 import os
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from IPython.core.error import UsageError
 
 from allsource_lab.display import StoreInfo
-
-if TYPE_CHECKING:
-    from allsource_lab.store import EventStore
+from allsource_lab.notebook.following import is_closed
+from allsource_lab.store import EventStore
+from allsource_lab.store import open as open_store
 
 __all__ = ["Command", "Context", "Options", "Outcome", "Session"]
 
@@ -34,7 +34,7 @@ class Session:
     def store(self) -> EventStore | None:
         """The current store, or None (also when it was closed from Python)."""
         store = self._store
-        if store is not None and getattr(store, "_closed", False):
+        if store is not None and is_closed(store):
             return None
         return store
 
@@ -49,7 +49,7 @@ class Session:
             raise UsageError(
                 "no store is open: run %allsource open PATH (or %allsource open --memory) first"
             )
-        if getattr(store, "_closed", False):
+        if is_closed(store):
             self._store = None
             where = "the memory store" if store.path is None else f"the store {store.path}"
             again = "--memory" if store.path is None else str(store.path)
@@ -65,8 +65,6 @@ class Session:
         it current — except when both are the same folder, which must be closed first
         (a folder has one writer).
         """
-        import allsource_lab as asl
-
         old = self.store
         same = (
             old is not None
@@ -77,7 +75,7 @@ class Session:
         if old is not None and same:
             self._store = None
             old.close()
-        store = asl.open(path, read_only=read_only, **settings)
+        store = open_store(path, read_only=read_only, **settings)
         note = None
         if old is not None:
             where = "memory store" if old.path is None else str(old.path)

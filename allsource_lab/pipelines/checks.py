@@ -1,7 +1,8 @@
 """Checks shared by the pipeline spec's normalizers: keys, JSON values, field paths.
 
-Every failure is a ``ValueError`` that starts with where it is (``pipeline`` or
-``operator <index> (<type>)``), then says what is wrong and what is accepted.
+Every failure is an :class:`~allsource_lab.errors.InvalidArgument` (a ``ValueError``) that
+starts with where it is (``pipeline`` or ``operator <index> (<type>)``), then says what is
+wrong and what is accepted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.pipelines.paths import PATH_FORMS, normalize_path
 
 __all__ = ["fail", "json_value", "only_keys", "path", "paths", "text"]
@@ -18,8 +20,8 @@ __all__ = ["fail", "json_value", "only_keys", "path", "paths", "text"]
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
-def fail(where: str, message: str) -> ValueError:
-    return ValueError(f"{where}: {message}")
+def fail(where: str, message: str) -> InvalidArgument:
+    return InvalidArgument(f"{where}: {message}")
 
 
 def only_keys(where: str, op: Mapping[str, Any], accepted: tuple[str, ...]) -> None:

@@ -18,6 +18,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.pipelines.paths import Record, getter, is_number, normalize_path, show
 
 __all__ = ["compile_expression", "expression_fields"]
@@ -48,13 +49,13 @@ ACCEPTED = "numbers, field paths, + - * / // % **, parentheses and abs(), round(
 
 def _parse(text: object) -> ast.expr:
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(
+        raise InvalidArgument(
             f"expr must be arithmetic text like 'payload.price * payload.qty'; got {text!r}"
         )
     try:
         return ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"expr {text!r} is not valid arithmetic ({exc.msg}); use {ACCEPTED}"
         ) from None
 
@@ -74,12 +75,12 @@ def _build(node: ast.expr, text: str, fields: list[str]) -> Evaluator:
     if isinstance(node, ast.Constant):
         value = node.value
         if not is_number(value):
-            raise ValueError(f"expr {text!r}: only numbers may be constants, not {value!r}")
+            raise InvalidArgument(f"expr {text!r}: only numbers may be constants, not {value!r}")
         return lambda record: value
     if isinstance(node, ast.Name | ast.Attribute):
         dotted = _path_of(node)
         if dotted is None:
-            raise ValueError(f"expr {text!r}: {ast.unparse(node)!r} is not a field path")
+            raise InvalidArgument(f"expr {text!r}: {ast.unparse(node)!r} is not a field path")
         path = normalize_path(dotted, "a name in expr")
         fields.append(path)
         read = getter(path)
@@ -112,27 +113,29 @@ def _build(node: ast.expr, text: str, fields: list[str]) -> Evaluator:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         if name not in _FUNCTIONS or node.keywords:
-            raise ValueError(f"expr {text!r}: unknown function {name}(); use abs, round, min, max")
+            raise InvalidArgument(
+                f"expr {text!r}: unknown function {name}(); use abs, round, min, max"
+            )
         fn_any, lo, hi = _FUNCTIONS[name]
         if not lo <= len(node.args) <= hi:
-            raise ValueError(f"expr {text!r}: {name}() takes {lo} to {hi} arguments")
+            raise InvalidArgument(f"expr {text!r}: {name}() takes {lo} to {hi} arguments")
         args = [_build(a, text, fields) for a in node.args]
         if name == "round" and len(args) == 2 and not isinstance(node.args[1], ast.Constant):
-            raise ValueError(f"expr {text!r}: round()'s digits must be a number")
+            raise InvalidArgument(f"expr {text!r}: round()'s digits must be a number")
 
         def call(record: Record) -> Any:
             values = [a(record) for a in args]
             return None if any(v is None for v in values) else fn_any(*values)
 
         return call
-    raise ValueError(f"expr {text!r}: {ast.unparse(node)!r} is not allowed; use {ACCEPTED}")
+    raise InvalidArgument(f"expr {text!r}: {ast.unparse(node)!r} is not allowed; use {ACCEPTED}")
 
 
 def expression_fields(text: object) -> list[str]:
     """The field paths an expression reads (full form), checking it.
 
     Raises:
-        ValueError: the text is not an accepted expression (the message says what is).
+        InvalidArgument: the text is not an accepted expression (the message says what is).
 
     >>> expression_fields("price * qty + metadata.fee")
     ['payload.price', 'payload.qty', 'metadata.fee']

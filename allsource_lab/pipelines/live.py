@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from allsource_lab.errors import NotFound
+from allsource_lab.errors import InvalidArgument, NotFound
 from allsource_lab.pipelines.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Pipelines:
         state of another definition is discarded (``store.recovery_problems`` says so).
 
         Raises:
-            ValueError: a pipeline or projection of that name is already added, the
+            InvalidArgument: a pipeline or projection of that name is already added, the
                 pipeline object runs in another open store, a bad ``start``, or a bad
                 JSON spec.
             TypeError: not a Pipeline or a spec.
@@ -80,13 +80,13 @@ class Pipelines:
             and pipeline.name in other.projections
             and other.projections[pipeline.name] is pipeline
         ):
-            raise ValueError(
+            raise InvalidArgument(
                 "this pipeline object already runs in another open store; add a copy "
                 "(Pipeline.from_json(p.to_json())) or remove it there first"
             )
         if pipeline.name in self._store.projections:
             kind = "pipeline" if pipeline.name in self else "projection"
-            raise ValueError(
+            raise InvalidArgument(
                 f"a {kind} named {pipeline.name!r} is already added; remove it first or "
                 "give the new pipeline another name"
             )

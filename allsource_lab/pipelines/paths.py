@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from allsource_lab.errors import InvalidArgument
+
 __all__ = [
     "COLUMNS",
     "Record",
@@ -52,23 +54,23 @@ def normalize_path(value: object, what: str = "field") -> str:
     """The full form of a field path.
 
     Raises:
-        ValueError: not a non-empty text of non-empty dot-separated parts.
+        InvalidArgument: not a non-empty text of non-empty dot-separated parts.
 
     >>> normalize_path("amount"), normalize_path("metadata.source"), normalize_path("entity_id")
     ('payload.amount', 'metadata.source', 'entity_id')
     """
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be {PATH_FORMS}; got {value!r}")
+        raise InvalidArgument(f"{what} must be {PATH_FORMS}; got {value!r}")
     parts = value.split(".")
     if any(not p for p in parts):
-        raise ValueError(f"{what} {value!r} has an empty part; use {PATH_FORMS}")
+        raise InvalidArgument(f"{what} {value!r} has an empty part; use {PATH_FORMS}")
     if parts[0] in COLUMNS:
         if len(parts) > 1:
-            raise ValueError(f"{what} {value!r}: {parts[0]} has no fields inside it")
+            raise InvalidArgument(f"{what} {value!r}: {parts[0]} has no fields inside it")
         return value
     if parts[0] in CONTAINERS:
         if len(parts) == 1:
-            raise ValueError(f"{what} {value!r} must name a field inside it, like '{value}.x'")
+            raise InvalidArgument(f"{what} {value!r} must name a field inside it, like '{value}.x'")
         return value
     return "payload." + value
 

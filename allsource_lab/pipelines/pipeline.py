@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from allsource_lab._query.windows import parse_duration
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.events import Event
 from allsource_lab.pipelines.paths import key_text
 from allsource_lab.pipelines.runtime import Runtime
@@ -98,14 +99,14 @@ class Pipeline(Projection):
         """A pipeline from its JSON form (text, or the parsed object).
 
         Raises:
-            ValueError: the JSON is not valid, or the spec is not (the message names the
+            InvalidArgument: the JSON is not valid, or the spec is not (the message names the
                 operator index, the key and what is accepted).
         """
         if isinstance(data, str | bytes):
             try:
                 data = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"pipeline: the text is not valid JSON ({exc})") from None
+                raise InvalidArgument(f"pipeline: the text is not valid JSON ({exc})") from None
         return cls._from_spec(normalize_pipeline(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class Pipeline(Projection):
         True by default, False for "missing or null"). Datetimes are accepted as values.
 
         Raises:
-            ValueError: an unknown op, a missing value, a bad field path.
+            InvalidArgument: an unknown op, a missing value, a bad field path.
         """
         spec: dict[str, Any] = {"type": "filter", "field": field, "op": op}
         if value is not None or op not in ("exists",):
@@ -161,7 +162,7 @@ class Pipeline(Projection):
         fields like ``"payload.price * payload.qty"``).
 
         Raises:
-            ValueError: an unknown transform, or its argument missing.
+            InvalidArgument: an unknown transform, or its argument missing.
         """
         spec: dict[str, Any] = {"type": "map", "field": field, "transform": transform}
         if transform == "set":
@@ -192,12 +193,14 @@ class Pipeline(Projection):
         with nothing found leaves the record as it is.
 
         Raises:
-            ValueError: a bad source, field or path.
+            InvalidArgument: a bad source, field or path.
         """
         if hasattr(source, "to_dict") and hasattr(source, "columns"):
             source = _table_from_frame(source, key)
         elif key is not None:
-            raise ValueError("key= names a DataFrame's lookup column; give it with a DataFrame")
+            raise InvalidArgument(
+                "key= names a DataFrame's lookup column; give it with a DataFrame"
+            )
         spec: dict[str, Any] = {"type": "enrich", "source": source, "on": on, "into": into}
         spec["fields"] = None if fields is None else list(fields)
         return self._with(spec)
@@ -220,7 +223,7 @@ class Pipeline(Projection):
         of order. Follow it with ``reduce`` for the aggregates (default a count).
 
         Raises:
-            ValueError: a bad kind, duration or key.
+            InvalidArgument: a bad kind, duration or key.
         """
         config: dict[str, Any] = {"window_type": kind}
         for name, value, arg in (
@@ -249,7 +252,7 @@ class Pipeline(Projection):
         ``count``, ``payload.amount_sum``.
 
         Raises:
-            ValueError: an unknown aggregate or field.
+            InvalidArgument: an unknown aggregate or field.
         """
         spec: dict[str, Any] = {"type": "reduce", "group_by": by}
         if agg is not None:
@@ -267,7 +270,7 @@ class Pipeline(Projection):
         shows one output.
 
         Raises:
-            ValueError: a bad condition, or no outputs.
+            InvalidArgument: a bad condition, or no outputs.
         """
         items = outputs.items() if isinstance(outputs, Mapping) else outputs
         listed = []
@@ -337,7 +340,7 @@ class Pipeline(Projection):
           first after a ``branch`` (``output=`` keeps one).
 
         Raises:
-            ValueError: ``output`` on a pipeline without a branch, or an unknown output.
+            InvalidArgument: ``output`` on a pipeline without a branch, or an unknown output.
         """
         return self._runtime.results(output, include_open)
 
@@ -368,7 +371,7 @@ def _table_from_frame(frame: pd.DataFrame, key: str | None) -> dict[str, Any]:
     import math
 
     if key is not None and key not in frame.columns:
-        raise ValueError(f"key={key!r} is not a column; the columns are {list(frame.columns)}")
+        raise InvalidArgument(f"key={key!r} is not a column; the columns are {list(frame.columns)}")
     keys = frame[key].tolist() if key is not None else frame.index.tolist()
     body = frame.drop(columns=[key]) if key is not None else frame
     rows = orjson.loads(

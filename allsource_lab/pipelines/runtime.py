@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.events import Event, us_to_datetime
 from allsource_lab.pipelines.expressions import expression_fields
 from allsource_lab.pipelines.operators import Step, compile_step, router, value_test
@@ -365,9 +366,11 @@ class Runtime:
             sink = self.sink
             if output is not None:
                 if not isinstance(sink, RecordSink) or sink.route is None:
-                    raise ValueError("output= picks a branch's output; this pipeline has no branch")
+                    raise InvalidArgument(
+                        "output= picks a branch's output; this pipeline has no branch"
+                    )
                 if output not in sink.outputs:
-                    raise ValueError(f"no output {output!r}; the outputs are {sink.outputs}")
+                    raise InvalidArgument(f"no output {output!r}; the outputs are {sink.outputs}")
             if isinstance(sink, BucketWindows | SessionWindows):
                 return sink.window_frame(sink.rows(include_open))
             if isinstance(sink, Groups):
@@ -403,10 +406,10 @@ class Runtime:
         """Take back :meth:`dump`'s data.
 
         Raises:
-            ValueError: it was saved by a pipeline of another definition.
+            InvalidArgument: it was saved by a pipeline of another definition.
         """
         if data.get("definition") != self.definition:
-            raise ValueError(
+            raise InvalidArgument(
                 f"the saved state of {self.spec['name']!r} is of another definition (its "
                 "source_event_types or operators differ); it cannot be resumed"
             )

@@ -16,8 +16,8 @@ Every operator, its keys and accepted values are listed in :mod:`allsource_lab.p
 :func:`normalize_pipeline` checks a spec and returns its canonical form (full field paths,
 lists where one or many are accepted, a window's following ``reduce`` folded into its
 ``aggregation``); ``Pipeline.to_json`` writes that form and ``Pipeline.from_json`` reads
-any accepted form. A bad spec raises ``ValueError`` naming the operator's index and type,
-the key, and what is accepted.
+any accepted form. A bad spec raises :class:`~allsource_lab.errors.InvalidArgument` (a
+``ValueError``) naming the operator's index and type, the key, and what is accepted.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def normalize_operators(raw: Any) -> list[dict[str, Any]]:
     or a ``branch``, which ends it.
 
     Raises:
-        ValueError: ``operator <index> (<type>): <key and what is accepted>``.
+        InvalidArgument: ``operator <index> (<type>): <key and what is accepted>``.
     """
     if not isinstance(raw, list | tuple):
         raise fail("pipeline", f"'operators' must be a list, not {type(raw).__name__}")
@@ -338,7 +338,7 @@ def normalize_pipeline(data: Any) -> dict[str, Any]:
     """A pipeline spec in canonical form.
 
     Raises:
-        ValueError: what is wrong, where (``pipeline: ...`` or ``operator <i> (<type>)``),
+        InvalidArgument: what is wrong, where (``pipeline: ...`` or ``operator <i> (<type>)``),
             and what is accepted.
 
     >>> spec = normalize_pipeline({"name": "p", "source_event_types": "order.placed",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.eventframe import events_from_table
 from allsource_lab.events import Event
 
@@ -52,7 +53,7 @@ class EventBatch:
     """Events in sequence order, as columns materialized on demand.
 
     ``len(batch)``, ``sequences``, ``first_sequence``/``last_sequence`` cost nothing;
-    ``to_arrow()`` builds the table (DESIGN.md section 1 columns) once; ``payloads()``
+    ``to_arrow()`` builds the table (the columns of docs/format.md) once; ``payloads()``
     decodes the payloads in one call; ``count_by_type()``/``count_by_entity()`` read the
     index only. Iterating yields :class:`~allsource_lab.events.Event` objects. Payloads
     are upcast to their subject's newest schema when upcasters are registered.
@@ -97,7 +98,7 @@ class EventBatch:
         return frame
 
     def column(self, name: str) -> pa.ChunkedArray:
-        """One column (DESIGN.md section 1 names), without building the others."""
+        """One column (named as in docs/format.md), without building the others."""
         if self._table is not None or name in ("payload", "metadata"):
             return self.to_arrow().column(name)  # payloads: upcast with the whole table
         return self._source._column(self.positions, name)
@@ -212,6 +213,9 @@ class Projection:
     ``name`` identifies the projection in the store (its durable state is kept under it);
     ``event_types`` (optional) limits which events it is fed.
 
+    Raises:
+        InvalidArgument: ``name`` is not a non-empty str, or an event type is not one.
+
     >>> class Totals(Projection):
     ...     def __init__(self):
     ...         super().__init__("totals", event_types=["order.placed"])
@@ -235,13 +239,13 @@ class Projection:
 
     def __init__(self, name: str, event_types: Sequence[str] | str | None = None) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a projection needs a non-empty name (a str), not {name!r}")
+            raise InvalidArgument(f"a projection needs a non-empty name (a str), not {name!r}")
         if isinstance(event_types, str):
             event_types = [event_types]
         if event_types is not None:
             event_types = tuple(event_types)
             if not all(isinstance(t, str) and t for t in event_types):
-                raise ValueError(f"event_types must be non-empty strings, not {event_types!r}")
+                raise InvalidArgument(f"event_types must be non-empty strings, not {event_types!r}")
         self.name = name
         self.event_types = event_types
         self.reset()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from allsource_lab.errors import NotFound
+from allsource_lab.errors import InvalidArgument, NotFound
 from allsource_lab.projections.base import Projection
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Projections:
         ``resume=False`` discards it and starts afresh.
 
         Raises:
-            ValueError: a projection of that name is already added, or a bad ``start``.
+            InvalidArgument: a projection of that name is already added, or a bad ``start``.
             TypeError: ``projection`` is not a :class:`Projection`.
         """
         if not isinstance(projection, Projection):
@@ -133,7 +133,7 @@ class Projections:
         with self._lock:
             name = projection.name
             if name in self._entries:
-                raise ValueError(
+                raise InvalidArgument(
                     f"a projection named {name!r} is already added; remove it first or "
                     "give the new one another name"
                 )
@@ -342,7 +342,9 @@ def _start_position(start: str | int, head: int) -> int:
         return head
     if isinstance(start, int) and not isinstance(start, bool) and start >= 1:
         return start - 1
-    raise ValueError(f"start must be 'beginning', 'now' or a sequence (an int >= 1), not {start!r}")
+    raise InvalidArgument(
+        f"start must be 'beginning', 'now' or a sequence (an int >= 1), not {start!r}"
+    )
 
 
 def snapshot_projection(projection: Projection) -> Any:

@@ -1,7 +1,7 @@
 """``SqlProjection``: a DuckDB query over the events fed so far, kept materialized.
 
 The query reads the table ``events``, which has the columns and types of ``store.sql``'s
-view (DESIGN.md section 1; ``payload->>'amount'`` works), so a query that runs in
+view (docs/format.md, "The event"; ``payload->>'amount'`` works), so a query that runs in
 ``store.sql`` runs here. Two ways to keep its result:
 
 * **Incremental**, when the query's result can be merged from results over parts of the
@@ -42,6 +42,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.events import EVENT_SCHEMA
 from allsource_lab.projections.base import EventBatch, Projection
 
@@ -96,7 +97,7 @@ class SqlProjection(Projection):
     safe to use from several threads.
 
     Raises:
-        ValueError: the query does not parse, is not a single SELECT, does not read from
+        InvalidArgument: the query does not parse, is not a single SELECT, does not read from
             ``events`` or does not run over it (an unknown column, say).
 
     >>> import allsource_lab as asl
@@ -136,7 +137,7 @@ class SqlProjection(Projection):
         self._text = _single_select(self._con, query, name)
         tree = _parse_tree(self._con, self._text)
         if tree is not None and not _reads_events(tree):
-            raise ValueError(
+            raise InvalidArgument(
                 f"SqlProjection {name!r}: the query must read from `events` (the events fed "
                 f"to the projection), and this one does not: {query!r}"
             )
@@ -146,7 +147,7 @@ class SqlProjection(Projection):
             self._types = [str(t) for t in relation.types]
             self._columns = list(relation.df().columns)
         except duckdb.Error as exc:
-            raise ValueError(
+            raise InvalidArgument(
                 f"SqlProjection {name!r}: the query must read from `events` (columns "
                 f"{', '.join(EVENT_SCHEMA.names)}), and it does not run over it: {exc}"
             ) from None
@@ -196,7 +197,7 @@ class SqlProjection(Projection):
         recompute.
 
         Raises:
-            ValueError: the query fails on the batch's events (incremental path); the
+            InvalidArgument: the query fails on the batch's events (incremental path); the
                 result is then as it was before the batch.
         """
         if not len(batch):
@@ -221,7 +222,7 @@ class SqlProjection(Projection):
             try:
                 con.execute(f"INSERT INTO asl_pending {self._as_kept}")
             except duckdb.Error as exc:
-                raise ValueError(
+                raise InvalidArgument(
                     f"SqlProjection {self.name!r}: the query failed on events "
                     f"{batch.first_sequence}..{batch.last_sequence}: {exc}"
                 ) from None
@@ -266,7 +267,7 @@ class SqlProjection(Projection):
         equals it.
 
         Raises:
-            ValueError: on the recompute path, the query fails on the events fed.
+            InvalidArgument: on the recompute path, the query fails on the events fed.
         """
         with self._lock:
             if self._result is None or self._volatile:
@@ -291,7 +292,7 @@ class SqlProjection(Projection):
             frame = con.sql(self._text).df()
             return frame
         except duckdb.Error as exc:
-            raise ValueError(
+            raise InvalidArgument(
                 f"SqlProjection {self.name!r}: the query failed over the events fed: {exc}"
             ) from None
         finally:
@@ -326,19 +327,19 @@ class SqlProjection(Projection):
         """Take back what ``dump_state`` returned.
 
         Raises:
-            ValueError: the data is not a SqlProjection state of this query, these event
+            InvalidArgument: the data is not a SqlProjection state of this query, these event
                 types and result types (the projection is then unchanged).
         """
         path = "incremental" if self.incremental else "recompute"
         if not isinstance(data, dict) or data.get("format") != _STATE_FORMAT:
-            raise ValueError(f"SqlProjection {self.name!r}: not a saved SqlProjection state")
+            raise InvalidArgument(f"SqlProjection {self.name!r}: not a saved SqlProjection state")
         if data.get("query") != self.query or data.get("event_types") != self._event_types_list():
-            raise ValueError(
+            raise InvalidArgument(
                 f"SqlProjection {self.name!r}: the saved state is of another query or other "
                 "event types; rebuild it from the events instead"
             )
         if data.get("path") != path:
-            raise ValueError(f"SqlProjection {self.name!r}: the saved state is not {path}")
+            raise InvalidArgument(f"SqlProjection {self.name!r}: the saved state is not {path}")
         try:
             if not self.incremental:
                 events = _events_from_json(data["events"])
@@ -351,7 +352,7 @@ class SqlProjection(Projection):
                     }
                 )
         except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
-            raise ValueError(
+            raise InvalidArgument(
                 f"SqlProjection {self.name!r}: the saved state is damaged: {exc!r}"
             ) from None
         with self._lock:
@@ -360,7 +361,7 @@ class SqlProjection(Projection):
                 self._result = None
                 return
             if types != self._types:
-                raise ValueError(
+                raise InvalidArgument(
                     f"SqlProjection {self.name!r}: the saved result has columns of types "
                     f"{types}, the query gives {self._types}"
                 )
@@ -377,7 +378,7 @@ class SqlProjection(Projection):
                     con.commit()
                 except duckdb.Error as exc:
                     con.rollback()
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"SqlProjection {self.name!r}: the saved result does not read back: {exc}"
                     ) from None
             finally:
@@ -400,12 +401,12 @@ def _single_select(con: duckdb.DuckDBPyConnection, query: str, name: str) -> str
         statements = con.extract_statements(query)
         tokens = duckdb.tokenize(query)
     except duckdb.Error as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"SqlProjection {name!r}: the query must be one SELECT reading from `events`, "
             f"and it does not parse: {exc}"
         ) from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise ValueError(
+        raise InvalidArgument(
             f"SqlProjection {name!r}: the query must be a single SELECT reading from "
             f"`events`, not {query!r}"
         )

@@ -60,6 +60,8 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 from urllib.parse import unquote
 
+from allsource_lab.errors import InvalidArgument
+
 __all__ = ["MODES", "backward_problems", "compatibility_problems"]
 
 MODES: Final = (
@@ -149,7 +151,7 @@ def compatibility_problems(
     mode is case-insensitive.
 
     Raises:
-        ValueError: ``mode`` is not one of ``MODES``.
+        InvalidArgument: ``mode`` is not one of ``MODES``.
 
     >>> v1 = {"properties": {"tier": {"enum": ["gold", "silver"]}}}
     >>> v2 = {"properties": {"tier": {"enum": ["silver"]}}}
@@ -160,7 +162,7 @@ def compatibility_problems(
     """
     name = mode.upper() if isinstance(mode, str) else ""
     if name not in MODES:
-        raise ValueError(f"unknown compatibility mode {mode!r}; use one of {', '.join(MODES)}")
+        raise InvalidArgument(f"unknown compatibility mode {mode!r}; use one of {', '.join(MODES)}")
     if name == "NONE" or not earlier:
         return []
     base = name.removesuffix("_TRANSITIVE")

@@ -34,7 +34,7 @@ import orjson
 
 from allsource_lab._ingest.inputs import row_chunks
 from allsource_lab._kernels import jsonschema_fast as k
-from allsource_lab.errors import SchemaError
+from allsource_lab.errors import SchemaError, _Uncovered
 
 if TYPE_CHECKING:  # jsonschema is imported when first needed: it is slow to import
     import jsonschema
@@ -170,10 +170,6 @@ def _schema_failures(schema: dict[str, Any]) -> Iterator[None]:
             f"the registered schema cannot judge this payload (its $ref {what}); register "
             "a corrected version"
         ) from None
-
-
-class _Uncovered(Exception):
-    """The schema uses something the fast path does not judge."""
 
 
 def _exact_number(value: object) -> float:

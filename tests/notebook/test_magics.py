@@ -54,6 +54,16 @@ def text(view: Any) -> str:
     return str(bundle(view)["text/plain"])
 
 
+def replace_handler(monkeypatch: pytest.MonkeyPatch, name: str, handler: Any) -> None:
+    """Run ``handler`` for subcommand ``name`` until the test ends."""
+    import dataclasses
+
+    from allsource_lab.notebook.registry import SUBCOMMANDS
+
+    entry = dataclasses.replace(SUBCOMMANDS[name], handler=handler)
+    monkeypatch.setitem(SUBCOMMANDS, name, entry)
+
+
 def magics_of(ip: InteractiveShell) -> AllSourceMagics:
     found = ip.magics_manager.registry["AllSourceMagics"]
     assert isinstance(found, AllSourceMagics)
@@ -189,19 +199,19 @@ def test_every_subcommand_has_help(shell, capsys, line):
 
 
 def test_every_subcommand_has_a_summary_and_a_parser():
-    from allsource_lab.notebook.magics import COMMANDS
-    from allsource_lab.notebook.parsers import SUMMARIES, build_parsers
+    from allsource_lab.notebook.registry import SUBCOMMANDS, build_parsers
 
-    assert list(COMMANDS) == list(SUMMARIES) == list(build_parsers())
+    handlers = {name: entry.handler for name, entry in SUBCOMMANDS.items()}
+    summaries = {name: entry.summary for name, entry in SUBCOMMANDS.items() if entry.summary}
+    assert list(handlers) == list(summaries) == list(build_parsers())
+    assert all(callable(handler) for handler in handlers.values())
 
 
 def test_a_bug_keeps_its_traceback(opened, monkeypatch):
-    from allsource_lab.notebook import magics as magics_module
-
     def broken(ctx: Any, args: Any) -> Any:
         return 1 / 0
 
-    monkeypatch.setitem(magics_module.COMMANDS, "stats", broken)
+    replace_handler(monkeypatch, "stats", broken)
     with pytest.raises(ZeroDivisionError):
         magic(opened, "stats")
 

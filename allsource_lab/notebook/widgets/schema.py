@@ -18,6 +18,7 @@ import ipywidgets
 import orjson
 import traitlets
 
+from allsource_lab.errors import InvalidArgument
 from allsource_lab.notebook.jsondiff import Change, diff_json, pointer
 from allsource_lab.notebook.widgets.panel import (
     TABLE_STYLE,
@@ -132,10 +133,10 @@ class SchemaPanel(Panel):
         self.set_trait("report", "")
         self._report_line.value = ""
         if not self.subject:
-            raise ValueError("no subject chosen: register a schema first")
+            raise InvalidArgument("no subject chosen: register a schema first")
         candidate = orjson.loads(self.candidate) if self.candidate.strip() else None
         if not isinstance(candidate, dict):
-            raise ValueError("paste a JSON Schema (a JSON object) to check")
+            raise InvalidArgument("paste a JSON Schema (a JSON object) to check")
         result = self._store.schemas.check(self.subject, candidate)
         self.set_trait("report", str(result))
         newest = self._store.schemas.get(self.subject).schema

@@ -1,16 +1,17 @@
 """The live tail: a store's newest events, with new ones shown as they are appended.
 
-The tail listens on the store's append hook (``store._listeners``, called after every
-``append``/``append_batch``, outside the store's locks) and does no more there than wake
-its own thread, which reads what is new and redraws at most every ``min_interval_s``: a
-loop of single appends costs each append one ``Event.set()``, not a redraw.
+The tail follows the store (``store.feed.follow``, through
+:mod:`allsource_lab.notebook.following`: a call after every ``append``/``append_batch``,
+outside the store's locks) and does no more there than wake its own thread, which reads
+what is new and redraws at most every ``min_interval_s``: a loop of single appends costs
+each append one ``Event.set()``, not a redraw.
 
 A durable subscription (``store.subscribe``) was the other way in, and was rejected: it
 keeps a cursor file under its name in the store's folder, which every tail ever opened
 would leave behind, and it flushes the WAL before each cursor write, which would change
 the fsync cost of a store opened with ``fsync="interval"`` while a tail is on screen.
 
-Nothing tells a listener that its store closed, so the thread also wakes every
+Nothing tells a follower that its store closed, so the thread also wakes every
 ``poll_s`` to look; it stops when the tail is stopped or closed, or the store is closed
 or collected. The tail holds its store only weakly, so a store dropped without
 ``close()`` can still be collected (and its folder lock released).
@@ -18,7 +19,6 @@ or collected. The tail holds its store only weakly, so a store dropped without
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import threading
@@ -31,6 +31,7 @@ import traitlets
 
 from allsource_lab.errors import StorageError
 from allsource_lab.events import Event
+from allsource_lab.notebook.following import follow, is_closed, unfollow
 from allsource_lab.notebook.widgets.panel import Panel, event_table, reported, start_thread
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class LiveTail(Panel):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        if store._closed:
+        if is_closed(store):
             raise StorageError("the store is closed; open it again with asl.open(...)")
         self._store_ref = weakref.ref(store)
         self._min_interval_s = min_interval_s
@@ -99,9 +100,9 @@ class LiveTail(Panel):
         self.observe(self._on_rows, names="rows")
         self.observe(self._on_filter, names="event_type")
         self.observe(self._on_paused, names="paused")
-        # Listening before the first read: an append in between wakes the thread, which
+        # Following before the first read: an append in between wakes the thread, which
         # reads after what the first read saw, so nothing falls between the two.
-        store._listeners.append(self._on_append)
+        follow(store, self._on_append)
         self._fill()
         self._thread = start_thread(self._run, "allsource-live-tail")
 
@@ -120,7 +121,7 @@ class LiveTail(Panel):
             self._draw()
 
     def stop(self) -> None:
-        """Stop watching: leave the store's append hook and end the thread. Idempotent."""
+        """Stop watching: stop following the store and end the thread. Idempotent."""
         self._stopping.set()
         self._wake.set()
         thread = self._thread
@@ -164,8 +165,8 @@ class LiveTail(Panel):
         with self._lock:
             self._draw()
 
-    def _on_append(self, last: int) -> None:
-        """The store's append hook: called on the appending thread, so it only wakes."""
+    def _on_append(self, *_: object) -> None:
+        """Called by the store after each append, on the appending thread: it only wakes."""
         self._wake.set()
 
     # -- reading ----------------------------------------------------------------------
@@ -178,7 +179,7 @@ class LiveTail(Panel):
 
     def _store(self) -> EventStore:
         store = self._store_ref()
-        if store is None or store._closed:
+        if store is None or is_closed(store):
             raise StorageError("the store is closed; open it again and start a new tail")
         return store
 
@@ -229,7 +230,7 @@ class LiveTail(Panel):
 
     def _store_alive(self) -> bool:
         store = self._store_ref()
-        return store is not None and not store._closed
+        return store is not None and not is_closed(store)
 
     def _leave(self, why: str) -> None:
         with self._lock:
@@ -237,8 +238,7 @@ class LiveTail(Panel):
                 return
             store = self._store_ref()
             if store is not None:
-                with contextlib.suppress(ValueError):  # already gone
-                    store._listeners.remove(self._on_append)
+                unfollow(store, self._on_append)
             self.set_trait("watching", False)
             self._draw()
             self._status.value += f" · {html.escape(why)}"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import traitlets
 
-from allsource_lab.errors import NotFound
+from allsource_lab.errors import InvalidArgument, NotFound
 from allsource_lab.events import Event
 from allsource_lab.notebook.jsondiff import Change, diff_json, dotted
 from allsource_lab.notebook.widgets.panel import (
@@ -188,7 +188,7 @@ class TimeTravel(Panel):
             if version in stop.versions:
                 return number
         newest = max((e.version for e in self._events), default=0)
-        raise ValueError(
+        raise InvalidArgument(
             f"{self.entity_id!r} has no version {version}; its versions are 1..{newest}"
         )
 

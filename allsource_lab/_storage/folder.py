@@ -1,27 +1,29 @@
-"""Where a store's bytes live: a folder (durable) or memory (scratch), behind one seam.
+"""The durable storage: a store folder of WAL files, Parquet segments and a manifest.
 
-Both answer the same calls, so the store above them is written once and the contract
-tests run on each. The folder keeps the layout of DESIGN.md §4.
+The layout (``wal/``, ``segments/``, ``manifest.json``, ``LOCK``, the snapshot and
+registry logs, the ``projections/`` and ``subscriptions/`` state files) is described in
+``docs/format.md``. This module decides the order of writes that makes a crash at any
+point safe (segment, then manifest, then WAL trim) and reads it all back on open; the
+byte layouts themselves live in ``wal.py``, ``records.py``, ``segments.py``,
+``manifest.py`` and ``record_log.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from allsource_lab._kernels import walframes as frames
-from allsource_lab._query.state import frame_record, read_records
+from allsource_lab._storage.base import Loaded, Storage
 from allsource_lab._storage.lock import StoreLock
 from allsource_lab._storage.manifest import (
     Manifest,
@@ -30,13 +32,13 @@ from allsource_lab._storage.manifest import (
     replace_file,
     write_whole,
 )
-from allsource_lab._storage.records import (
-    KIND_BATCH,
-    KIND_SINGLE,
-    decode_batch,
-    decode_singles,
-    to_record_batch,
+from allsource_lab._storage.record_log import (
+    STATE_KINDS,
+    frame_record,
+    read_records,
+    state_file_name,
 )
+from allsource_lab._storage.records import decode_log
 from allsource_lab._storage.segments import (
     check_segment_bytes,
     encode_segment,
@@ -44,147 +46,11 @@ from allsource_lab._storage.segments import (
     segment_info,
     sort_for_segment,
 )
-from allsource_lab._storage.wal import MAX_RECORD_BYTES, LogScan, WriteAheadLog
+from allsource_lab._storage.wal import LogScan, WriteAheadLog, check_wal_file
 from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
 from allsource_lab.settings import Settings
 
-__all__ = ["FolderStorage", "Loaded", "MemoryStorage", "Storage"]
-
-
-@dataclass(slots=True)
-class Loaded:
-    """What opening found: sealed segments and the WAL's events beyond them."""
-
-    manifest: Manifest
-    segments: list[pa.Table]
-    tail: list[pa.RecordBatch]
-    problems: list[str] = field(default_factory=list)
-
-
-class Storage:
-    """The seam: the calls the store makes on its bytes."""
-
-    path: Path | None = None
-    durable = False
-
-    def load(self) -> Loaded:
-        raise NotImplementedError
-
-    def write_log(self, *pieces: Any) -> None:
-        raise NotImplementedError
-
-    def sync_log(self) -> None:
-        raise NotImplementedError
-
-    def log_size(self) -> int:
-        raise NotImplementedError
-
-    def rotate_log(self, next_sequence: int) -> None:
-        raise NotImplementedError
-
-    def seal(
-        self, table: pa.Table, through: int, settings: Settings
-    ) -> tuple[pa.Table, np.ndarray]:
-        """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order."""
-        raise NotImplementedError
-
-    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
-        """Replace every sealed segment by one of ``table``'s rows (already every sealed
-        event); returns the rows as stored (sorted for a segment)."""
-        raise NotImplementedError
-
-    def verify(self) -> tuple[list[str], int]:
-        raise NotImplementedError
-
-    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
-        """Snapshot record bodies stored so far, and problems met reading them."""
-        return [], []
-
-    def wal_bytes(self) -> int:
-        """Bytes in the WAL files on disk."""
-        return 0
-
-    def segment_files(self) -> list[Path]:
-        """The live segment files (for querying them directly), oldest first."""
-        return []
-
-    def write_snapshots(self, bodies: list[bytes]) -> None:
-        """Add snapshot records durably (after the events they fold are durable)."""
-
-    def load_registry(self) -> tuple[list[bytes], list[str]]:
-        """Schema registry record bodies, oldest first, and problems met reading them."""
-        return [], []
-
-    def write_registry(self, bodies: list[bytes]) -> None:
-        """Add schema registry records durably (fsynced before returning)."""
-
-    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
-        """Named state records of one kind (``"projections"``, ``"subscriptions"``).
-
-        Returns ``{name: body}`` and problems met reading them (a damaged file is
-        reported and left out, never fatal: the caller rebuilds what it held).
-        """
-        raise NotImplementedError
-
-    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
-        """Replace (or with ``None`` remove) one named state record, atomically and durably."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class MemoryStorage(Storage):
-    """The in-memory twin: no files, no durability, same answers."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.manifest = Manifest(store_id=str(uuid.uuid4()), partitions=settings.partitions)
-        self.segments: list[pa.Table] = []
-        self._states: dict[str, dict[str, bytes]] = {}
-
-    def load(self) -> Loaded:
-        return Loaded(self.manifest, list(self.segments), [])
-
-    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
-        return dict(self._states.get(kind, {})), []
-
-    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
-        states = self._states.setdefault(kind, {})
-        if body is None:
-            states.pop(name, None)
-        else:
-            states[name] = bytes(body)
-
-    def write_log(self, *pieces: Any) -> None:
-        pass
-
-    def sync_log(self) -> None:
-        pass
-
-    def log_size(self) -> int:
-        return 0
-
-    def rotate_log(self, next_sequence: int) -> None:
-        pass
-
-    def seal(
-        self, table: pa.Table, through: int, settings: Settings
-    ) -> tuple[pa.Table, np.ndarray]:
-        ordered, order = sort_for_segment(table)
-        self.segments.append(ordered)
-        self.manifest.sealed_through = through
-        return ordered, order
-
-    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
-        ordered, _ = sort_for_segment(table)
-        self.segments = [ordered]
-        return ordered
-
-    def verify(self) -> tuple[list[str], int]:
-        return [], 0
-
-    def close(self) -> None:
-        pass
+__all__ = ["FolderStorage"]
 
 
 class FolderStorage(Storage):
@@ -243,7 +109,7 @@ class FolderStorage(Storage):
             segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
             self._remove_orphans(manifest)
             scan = self.wal.scan(self.settings.recovery, repair=True)
-            batches = self._decode(scan, manifest.sealed_through)
+            batches = decode_log(scan, manifest.sealed_through)
         self.manifest = manifest
         if scan.truncated and not self.read_only:
             warnings.warn(
@@ -277,7 +143,7 @@ class FolderStorage(Storage):
             except FileNotFoundError:
                 continue  # a WAL file trimmed while we listed them: the manifest moved on
             if manifest_path.read_bytes() == raw:
-                return manifest, segments, scan, self._decode(scan, manifest.sealed_through)
+                return manifest, segments, scan, decode_log(scan, manifest.sealed_through)
         raise StorageError(
             f"{self.path} kept changing under this read-only open (a writer checkpointing "
             "continuously); try again"
@@ -290,55 +156,6 @@ class FolderStorage(Storage):
             if b.num_rows:
                 last = max(last, int(b.column(0)[-1].as_py()))
         return last + 1
-
-    def _decode(self, scan: LogScan, sealed_through: int) -> list[pa.RecordBatch]:
-        out: list[pa.RecordBatch] = []
-        for log_file in scan.files:
-            data = log_file.data
-            starts = np.concatenate(log_file.starts) if log_file.starts else np.empty(0, np.int64)
-            run_start = -1
-            run_end = -1
-            for s in starts.tolist():
-                length = int.from_bytes(data[s : s + 4].tobytes(), "little")
-                kind = int(data[s + 8])
-                end = s + 8 + length
-                if kind == KIND_SINGLE:
-                    if run_start >= 0 and s == run_end:
-                        run_end = end
-                        continue
-                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
-                    run_start, run_end = s, end
-                elif kind == KIND_BATCH:
-                    self._flush_run(out, data, run_start, run_end, str(log_file.path))
-                    run_start = run_end = -1
-                    body = data[s + 8 : end]
-                    out.append(
-                        to_record_batch(decode_batch(body, path=str(log_file.path), offset=s))
-                    )
-                else:
-                    raise CorruptionError(
-                        f"unknown WAL record kind {kind}; written by a newer version?",
-                        path=str(log_file.path),
-                        offset=s,
-                    )
-            self._flush_run(out, data, run_start, run_end, str(log_file.path))
-        # Records already sealed into a segment (a crash between the manifest update and
-        # the WAL trim) are skipped here rather than trusted to be deleted.
-        kept = []
-        for b in out:
-            if b.num_rows and int(b.column(0)[-1].as_py()) > sealed_through:
-                first = int(b.column(0)[0].as_py())
-                if first <= sealed_through:
-                    b = b.slice(sealed_through - first + 1)
-                kept.append(b)
-        return kept
-
-    @staticmethod
-    def _flush_run(
-        out: list[pa.RecordBatch], data: np.ndarray, start: int, end: int, path: str
-    ) -> None:
-        if start >= 0:
-            out.append(to_record_batch(decode_singles(data, start, end, path)))
 
     def _remove_orphans(self, manifest: Manifest) -> None:
         live = {s.file for s in manifest.segments}
@@ -510,7 +327,7 @@ class FolderStorage(Storage):
                 problems.append(f"{path}: {problem}")
         for path in self.wal.files():
             try:
-                problems.extend(_check_wal_file(path))
+                problems.extend(check_wal_file(path))
             except FileNotFoundError:
                 continue  # trimmed by a checkpoint since it was listed: nothing to check
             except OSError as exc:
@@ -679,35 +496,3 @@ def _fsync_together(*calls: Callable[[], None]) -> None:
             error = error or exc
     if error is not None:
         raise error
-
-
-# The folders of named state records (projection states, subscription cursors).
-STATE_KINDS = ("projections", "subscriptions")
-
-
-def state_file_name(name: str) -> str:
-    """A state record's file name: any name maps to a safe, fixed-length one."""
-    return hashlib.sha256(name.encode()).hexdigest()[:32] + ".state"
-
-
-def _check_wal_file(path: Path) -> list[str]:
-    from allsource_lab._storage.wal import MAGIC
-
-    raw = path.read_bytes()
-    if raw[: len(MAGIC)] != MAGIC:
-        return [f"{path}: not a WAL file (bad magic) at byte 0"]
-    data = np.frombuffer(raw, np.uint8)
-    problems = []
-    p = len(MAGIC)
-    while p < len(data):
-        _, status, stop = frames.scan(data, p, len(data), MAX_RECORD_BYTES)
-        if status == frames.OK:
-            break
-        problems.append(f"{path}: {frames.STATUS_TEXT[status]} at byte {stop}")
-        nxt = frames.next_valid(data, stop, len(data), MAX_RECORD_BYTES)
-        if nxt == frames.UNKNOWN:
-            problems.append(f"{path}: records after byte {stop} could not be checked")
-        if nxt < 0:
-            break
-        p = nxt
-    return problems

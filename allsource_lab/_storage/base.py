@@ -1,0 +1,159 @@
+"""The storage seam: the calls the store makes on its bytes, and what each one promises.
+
+A store is written once against :class:`Storage`; :class:`~allsource_lab._storage.folder.
+FolderStorage` keeps the bytes in a folder (durable) and :class:`~allsource_lab._storage.
+memory.MemoryStorage` in memory (scratch), and the contract tests run on both. The seam
+deals in bytes, Arrow tables and files: what a record means (a version, a schema, an
+entity's state) is decided above it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from allsource_lab._storage.manifest import Manifest
+from allsource_lab.settings import Settings
+
+__all__ = ["Loaded", "Storage"]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What opening found: sealed segments and the WAL's events beyond them.
+
+    ``tail`` holds only events past ``manifest.sealed_through``, in sequence order;
+    ``problems`` lists damage that recovery skipped (``recovery="salvage"``) or cut off.
+    """
+
+    manifest: Manifest
+    segments: list[pa.Table]
+    tail: list[pa.RecordBatch]
+    problems: list[str] = field(default_factory=list)
+
+
+class Storage:
+    """The seam: the calls the store makes on its bytes.
+
+    ``path`` is the store folder (``None`` in memory); ``durable`` says whether anything
+    survives the process, so the store skips encoding WAL records when it does not.
+    Methods with a body here are optional: their default is "nothing stored".
+    """
+
+    path: Path | None = None
+    durable = False
+
+    def load(self) -> Loaded:
+        """Read what is stored, once, at open: the manifest, segments and WAL tail.
+
+        A writable storage also repairs what recovery allows (a torn final WAL record is
+        cut off) and gets its log ready for appends.
+
+        Raises:
+            CorruptionError: damage the recovery mode does not allow; names file and byte.
+            StorageError: the store cannot be read.
+        """
+        raise NotImplementedError
+
+    def write_log(self, *pieces: Any) -> None:
+        """Append buffers, in order, at the end of the log (no fsync).
+
+        All or nothing: a write that fails part way (a full disk) leaves the log as it
+        was, so the next write follows whole records only.
+
+        Raises:
+            OSError: the write failed (as the operating system raised it).
+        """
+        raise NotImplementedError
+
+    def sync_log(self) -> None:
+        """Make everything written to the log so far durable (fsync).
+
+        Raises:
+            OSError: the fsync failed.
+        """
+        raise NotImplementedError
+
+    def log_size(self) -> int:
+        """Bytes in the current log file (the store rotates past a bound)."""
+        raise NotImplementedError
+
+    def rotate_log(self, next_sequence: int) -> None:
+        """Sync and close the current log file and start one at ``next_sequence``.
+
+        Raises:
+            OSError: the new file cannot be started; the current one stays in use.
+        """
+        raise NotImplementedError
+
+    def seal(
+        self, table: pa.Table, through: int, settings: Settings
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order.
+
+        Once this returns, every event up to sequence ``through`` is in a segment and the
+        log no longer needs it.
+        """
+        raise NotImplementedError
+
+    def compact(self, table: pa.Table, settings: Settings) -> pa.Table:
+        """Replace every sealed segment by one of ``table``'s rows (already every sealed
+        event); returns the rows as stored (sorted for a segment)."""
+        raise NotImplementedError
+
+    def verify(self) -> tuple[list[str], int]:
+        """Check every stored byte against its checksum: (problems, files checked).
+
+        Damage is reported, never raised: a post-mortem must see all of it.
+        """
+        raise NotImplementedError
+
+    def load_snapshots(self) -> tuple[list[bytes], list[str]]:
+        """Snapshot record bodies stored so far, and problems met reading them."""
+        return [], []
+
+    def wal_bytes(self) -> int:
+        """Bytes in the WAL files on disk."""
+        return 0
+
+    def segment_files(self) -> list[Path]:
+        """The live segment files (for querying them directly), oldest first."""
+        return []
+
+    def write_snapshots(self, bodies: list[bytes]) -> None:
+        """Add snapshot records durably (after the events they fold are durable)."""
+
+    def load_registry(self) -> tuple[list[bytes], list[str]]:
+        """Schema registry record bodies, oldest first, and problems met reading them."""
+        return [], []
+
+    def write_registry(self, bodies: list[bytes]) -> None:
+        """Add schema registry records durably (fsynced before returning).
+
+        Raises:
+            StorageError: the store was opened read-only.
+        """
+
+    def load_states(self, kind: str) -> tuple[dict[str, bytes], list[str]]:
+        """Named state records of one kind (``"projections"``, ``"subscriptions"``).
+
+        Returns ``{name: body}`` and problems met reading them (a damaged file is
+        reported and left out, never fatal: the caller rebuilds what it held).
+        """
+        raise NotImplementedError
+
+    def write_state(self, kind: str, name: str, body: bytes | None) -> None:
+        """Replace (or with ``None`` remove) one named state record, atomically and durably.
+
+        Raises:
+            StorageError: the store was opened read-only.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish background work, sync and close the log, and release the store."""
+        raise NotImplementedError
