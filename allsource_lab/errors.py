@@ -154,3 +154,18 @@ class StoreLocked(StorageError):
 
 class RecoveryWarning(UserWarning):
     """Opening the store repaired something (a torn final WAL record was cut off)."""
+
+
+class _DiskFull(StorageError):
+    """No room on the disk (ENOSPC, EDQUOT): writes resume once there is.
+
+    Private: raised by the write path and caught inside the store, except where it
+    reaches the caller as the StorageError it is.
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(
+            f"the disk is full ({cause}); the store takes no writes until there is room. "
+            "Acknowledged events are safe: those not yet on disk are kept in memory and "
+            "written first once space is freed (the next write or store.flush() tries again)"
+        )

@@ -199,7 +199,7 @@ class EventsView(View):
             cursor = events.next_cursor
             if source is None:
                 # A frame's row source is the store that made it (store.events).
-                source = getattr(events, "_source", None)
+                source = getattr(events, "source", None)
         else:
             total = len(events)
             shown = list(events[: shown_rows(total, limit)])

@@ -34,7 +34,7 @@ class Session:
     def store(self) -> EventStore | None:
         """The current store, or None (also when it was closed from Python)."""
         store = self._store
-        if store is not None and getattr(store, "_closed", False):
+        if store is not None and getattr(store, "closed", False):
             return None
         return store
 
@@ -49,7 +49,7 @@ class Session:
             raise UsageError(
                 "no store is open: run %allsource open PATH (or %allsource open --memory) first"
             )
-        if getattr(store, "_closed", False):
+        if getattr(store, "closed", False):
             self._store = None
             where = "the memory store" if store.path is None else f"the store {store.path}"
             again = "--memory" if store.path is None else str(store.path)

@@ -1,6 +1,6 @@
 """The live tail: a store's newest events, with new ones shown as they are appended.
 
-The tail listens on the store's append hook (``store._listeners``, called after every
+The tail listens on the store's append hook (``store.feed.follow``, called after every
 ``append``/``append_batch``, outside the store's locks) and does no more there than wake
 its own thread, which reads what is new and redraws at most every ``min_interval_s``: a
 loop of single appends costs each append one ``Event.set()``, not a redraw.
@@ -18,7 +18,6 @@ or collected. The tail holds its store only weakly, so a store dropped without
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import threading
@@ -71,7 +70,7 @@ class LiveTail(Panel):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        if store._closed:
+        if store.closed:
             raise StorageError("the store is closed; open it again with asl.open(...)")
         self._store_ref = weakref.ref(store)
         self._min_interval_s = min_interval_s
@@ -101,7 +100,7 @@ class LiveTail(Panel):
         self.observe(self._on_paused, names="paused")
         # Listening before the first read: an append in between wakes the thread, which
         # reads after what the first read saw, so nothing falls between the two.
-        store._listeners.append(self._on_append)
+        store.feed.follow(self._on_append)
         self._fill()
         self._thread = start_thread(self._run, "allsource-live-tail")
 
@@ -178,7 +177,7 @@ class LiveTail(Panel):
 
     def _store(self) -> EventStore:
         store = self._store_ref()
-        if store is None or store._closed:
+        if store is None or store.closed:
             raise StorageError("the store is closed; open it again and start a new tail")
         return store
 
@@ -229,7 +228,7 @@ class LiveTail(Panel):
 
     def _store_alive(self) -> bool:
         store = self._store_ref()
-        return store is not None and not store._closed
+        return store is not None and not store.closed
 
     def _leave(self, why: str) -> None:
         with self._lock:
@@ -237,8 +236,7 @@ class LiveTail(Panel):
                 return
             store = self._store_ref()
             if store is not None:
-                with contextlib.suppress(ValueError):  # already gone
-                    store._listeners.remove(self._on_append)
+                store.feed.unfollow(self._on_append)
             self.set_trait("watching", False)
             self._draw()
             self._status.value += f" · {html.escape(why)}"
