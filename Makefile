@@ -88,10 +88,13 @@ test-ui: $(STAMP) $(UI_STAMP)
 	fi
 	cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test
 
+# Lint, format, strict types, and the import contracts (layers; features reach the store
+# only through allsource_lab._feed): see docs/architecture.md.
 check: $(STAMP)
 	$(BIN)/ruff check allsource_lab tests
 	$(BIN)/ruff format --check allsource_lab tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m allsource_lab.bench

@@ -162,3 +162,18 @@ class RecoveryWarning(UserWarning):
 class _Uncovered(Exception):
     """A schema uses something the fast validator does not judge, so every row is judged
     by ``jsonschema`` instead (raised and caught in ``schemas.fast``)."""
+
+
+class _DiskFull(StorageError):
+    """No room on the disk (ENOSPC, EDQUOT): writes resume once there is.
+
+    Private: raised by the write path and caught inside the store, except where it
+    reaches the caller as the StorageError it is.
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(
+            f"the disk is full ({cause}); the store takes no writes until there is room. "
+            "Acknowledged events are safe: those not yet on disk are kept in memory and "
+            "written first once space is freed (the next write or store.flush() tries again)"
+        )

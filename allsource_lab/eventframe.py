@@ -54,11 +54,39 @@ class Query:
 
 
 class RowSource(Protocol):
-    """Where an EventFrame gets its rows: the store's index and Arrow pieces."""
+    """Where frames and batches get their rows: the store's read side, by position.
 
-    def _positions(self, query: Query) -> np.ndarray: ...
+    Positions are ranks in sequence order on the read side; they stay valid for the
+    life of the store (compaction keeps them).
+    """
 
-    def _rows(self, positions: np.ndarray) -> pa.Table: ...
+    def positions(self, query: Query) -> np.ndarray:
+        """The positions answering ``query``, in sequence order."""
+        ...
+
+    def rows(self, positions: np.ndarray) -> pa.Table:
+        """The events at ``positions`` as an Arrow table."""
+        ...
+
+    def column(self, positions: np.ndarray, name: str) -> pa.ChunkedArray:
+        """One column of the events at ``positions``."""
+        ...
+
+    def payload_list(self, positions: np.ndarray) -> list[dict[str, Any]]:
+        """The payloads at ``positions``, decoded."""
+        ...
+
+    def codes(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Type and entity numbers of the events at ``positions``."""
+        ...
+
+    def code_names(self, kind: str, codes: np.ndarray) -> list[str]:
+        """The names of type (``kind="type"``) or entity (``"entity"``) numbers."""
+        ...
+
+    def positions_of(self, sequences: np.ndarray) -> np.ndarray:
+        """The positions of stored ``sequences``."""
+        ...
 
 
 class EventFrame:
@@ -79,13 +107,13 @@ class EventFrame:
 
     def _picked(self) -> np.ndarray:
         if self._positions is None:
-            self._positions = self._source._positions(self.query)
+            self._positions = self._source.positions(self.query)
         return self._positions
 
     def to_arrow(self) -> pa.Table:
         """The events as an Arrow table with the event columns (docs/format.md)."""
         if self._table is None:
-            self._table = self._source._rows(self._picked())
+            self._table = self._source.rows(self._picked())
         return self._table
 
     def to_pandas(self) -> Any:
@@ -126,7 +154,7 @@ class EventFrame:
         if self._table is not None:
             last = self._table.slice(n - 1)
         else:
-            last = self._source._rows(self._picked()[-1:])
+            last = self._source.rows(self._picked()[-1:])
         return int(last.column("sequence")[0].as_py())
 
     def first(self, n: int) -> list[Event]:
@@ -141,7 +169,7 @@ class EventFrame:
         """
         if self._table is not None:
             return events_from_table(self._table.slice(0, n))
-        return events_from_table(self._source._rows(self._picked()[:n]))
+        return events_from_table(self._source.rows(self._picked()[:n]))
 
     def __repr__(self) -> str:
         n = len(self)

@@ -28,7 +28,8 @@ from allsource_lab.projections.base import Projection
 from allsource_lab.projections.runner import restore_projection, snapshot_projection
 
 if TYPE_CHECKING:
-    from allsource_lab.store import EventStore
+    from allsource_lab._feed import EventFeed
+    from allsource_lab.projections.runner import Projections
 
 __all__ = ["ReplayJob", "ReplayProgress", "start_replay"]
 
@@ -111,7 +112,7 @@ class ReplayJob:
             f"ReplayJob({self.id}, {self.projection.name!r}, {self.status}, {self.progress}{error})"
         )
 
-    def _run(self, store: EventStore, plan: _Plan) -> None:
+    def _run(self, feed: EventFeed, projections: Projections, plan: _Plan) -> None:
         projection = self.projection
         self._started = time.perf_counter()
         try:
@@ -120,13 +121,13 @@ class ReplayJob:
             self.error, self.status, self._ended = exc, "failed", time.perf_counter()
             self._done.set()
             return
-        entry = store.projections._detach(projection)
+        entry = projections.detach(projection)
         position = plan.after
         self.status = "running"
         try:
             projection.reset()
             while not self._cancel.is_set():
-                batch = store._event_batch(
+                batch = feed.batch(
                     position,
                     plan.batch_size,
                     through=plan.through,
@@ -148,11 +149,11 @@ class ReplayJob:
         if self.status in ("cancelled", "failed"):
             restore_projection(projection, before)
             if entry is not None:
-                store.projections._attach(entry, entry.position)
+                projections.attach(entry, entry.position)
         else:
             self.status = "done"
             if entry is not None:
-                store.projections._attach(entry, plan.through)
+                projections.attach(entry, plan.through)
         self._done.set()
 
 
@@ -167,7 +168,8 @@ class _Plan:
 
 
 def start_replay(
-    store: EventStore,
+    feed: EventFeed,
+    projections: Projections,
     projection: Projection,
     since: Any = None,
     until: Any = None,
@@ -176,6 +178,9 @@ def start_replay(
     background: bool = True,
 ) -> ReplayJob:
     """Start replaying the store's events into ``projection``; returns the job.
+
+    ``feed`` is the store's (``store.feed``) and ``projections`` its live projections,
+    which do not feed ``projection`` while the replay owns it.
 
     ``since``/``until`` bound the events replayed: an int is a sequence (``since``
     inclusive, ``until`` exclusive), anything else a time (aware datetime, ISO-8601 text
@@ -192,13 +197,13 @@ def start_replay(
         raise TypeError(f"replay() takes a Projection, not {type(projection).__name__}")
     if type(batch_size) is not int or batch_size < 1:
         raise InvalidArgument(f"batch_size must be an int >= 1, not {batch_size!r}")
-    for job in store.replays():
+    for job in feed.replay_jobs():
         if job.projection is projection and job.status in ("pending", "running"):
             raise InvalidArgument(
                 f"replay {job.id} of {projection.name!r} is still {job.status}; wait() for "
                 "it or cancel() it first"
             )
-    head = store._head()
+    head = feed.head()
     after, through = 0, head
     since_us = until_us = None
     if since is not None:
@@ -214,24 +219,22 @@ def start_replay(
     types = _types(event_types, projection.event_types)
     plan = _Plan(after, through, types, since_us, until_us, batch_size)
     total = (
-        len(
-            store._event_batch(
-                after, through=through, event_types=types, since=since_us, until=until_us
-            )
-        )
+        len(feed.batch(after, through=through, event_types=types, since=since_us, until=until_us))
         if since_us is not None or until_us is not None
-        else store._count_between(after, through, types)
+        else feed.count(after, through, types)
     )
     job = ReplayJob(projection, total)
-    with store._lock:
-        store._replays.append(job)
+    feed.add_replay(job)
     if background:
         job._thread = threading.Thread(
-            target=job._run, args=(store, plan), name=f"allsource-replay-{job.id}", daemon=True
+            target=job._run,
+            args=(feed, projections, plan),
+            name=f"allsource-replay-{job.id}",
+            daemon=True,
         )
         job._thread.start()
     else:
-        job._run(store, plan)
+        job._run(feed, projections, plan)
     return job
 
 

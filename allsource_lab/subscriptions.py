@@ -39,7 +39,7 @@ from allsource_lab.errors import InvalidArgument, StorageError
 from allsource_lab.events import Event
 
 if TYPE_CHECKING:
-    from allsource_lab.store import EventStore
+    from allsource_lab._feed import EventFeed
 
 __all__ = ["Subscription", "close_all"]
 
@@ -50,9 +50,7 @@ DELIVERIES = ("background", "sync")
 _registry = threading.Lock()
 # Cursors of subscriptions on read-only stores, which cannot write them: kept for the
 # session, so closing and subscribing again resumes as on a writable store.
-_session_cursors: weakref.WeakKeyDictionary[EventStore, dict[str, int]] = (
-    weakref.WeakKeyDictionary()
-)
+_session_cursors: weakref.WeakKeyDictionary[EventFeed, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 class Subscription:
@@ -117,7 +115,7 @@ class Subscription:
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventFeed,
         name: str,
         handler: Callable[[Event], Any],
         cursor: int,
@@ -157,7 +155,7 @@ class Subscription:
     @classmethod
     def start(
         cls,
-        store: EventStore,
+        store: EventFeed,
         name: str,
         handler: Callable[[Event], Any],
         *,
@@ -200,11 +198,11 @@ class Subscription:
             or not (math.isfinite(backoff) and backoff >= 0)
         ):
             raise InvalidArgument(f"backoff must be a number of seconds >= 0, not {backoff!r}")
-        if store._closed:
+        if store.closed:
             raise StorageError("the store is closed; open it again with asl.open(...)")
 
         with _registry:
-            if name in store._subscriptions:
+            if name in store.subscriptions:
                 raise InvalidArgument(
                     f"a subscription named {name!r} is already open on this store; close() "
                     "it first, or subscribe under another name"
@@ -231,8 +229,8 @@ class Subscription:
                 sub._save(store)
             if sub._error is not None:
                 raise sub._error
-            store._subscriptions[name] = sub
-        store._listeners.append(sub._on_append)
+            store.subscriptions[name] = sub
+        store.follow(sub._on_append)
         if delivery == "sync":
             sub._drain()
         else:
@@ -253,7 +251,7 @@ class Subscription:
     @property
     def lag(self) -> int:
         """How many stored events after the cursor this subscription would deliver."""
-        return self._store()._count_between(self._cursor, event_types=self.event_types)
+        return self._store().count(self._cursor, event_types=self.event_types)
 
     @property
     def status(self) -> str:
@@ -332,8 +330,7 @@ class Subscription:
             self._interrupt.set()
         store = self._store_ref()
         if store is not None:
-            with contextlib.suppress(ValueError):  # already removed
-                store._listeners.remove(self._on_append)
+            store.unfollow(self._on_append)
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -343,12 +340,12 @@ class Subscription:
             with self._delivering:
                 self._save(store)
         with _registry:
-            if store is not None and store._subscriptions.get(self.name) is self:
-                del store._subscriptions[self.name]
+            if store is not None and store.subscriptions.get(self.name) is self:
+                del store.subscriptions[self.name]
 
     # -- delivery ------------------------------------------------------------------------
 
-    def _store(self) -> EventStore:
+    def _store(self) -> EventFeed:
         store = self._store_ref()
         if store is None:
             raise InvalidArgument(
@@ -396,12 +393,12 @@ class Subscription:
             finally:
                 self._deliverer = None
 
-    def _deliver_pending(self, store: EventStore) -> None:
+    def _deliver_pending(self, store: EventFeed) -> None:
         while self._status == "running":
-            through = store._head()
+            through = store.head()
             if through <= self._cursor:
                 return
-            batch = store._event_batch(
+            batch = store.batch(
                 self._cursor, self.batch_size, through=through, event_types=self.event_types
             )
             acked = 0
@@ -458,7 +455,7 @@ class Subscription:
             if self._status == "running":
                 self._status = "stopped"
 
-    def _save(self, store: EventStore) -> None:
+    def _save(self, store: EventFeed) -> None:
         """Make the cursor durable (callers hold ``_delivering``)."""
         cursor = self._cursor
         if cursor == self._saved:
@@ -468,11 +465,11 @@ class Subscription:
             self._saved = cursor
             self._unsaved = 0
             return
-        if store._closed:
+        if store.closed:
             return
         try:
             store.flush()  # the events through the cursor are durable before it says so
-            store._storage.write_state(KIND, self.name, orjson.dumps({"cursor": cursor}))
+            store.write_state(KIND, self.name, orjson.dumps({"cursor": cursor}))
         except OSError as exc:
             self._stop(
                 StorageError(
@@ -486,10 +483,10 @@ class Subscription:
         self._unsaved = 0
 
 
-def close_all(store: EventStore) -> None:
+def close_all(store: EventFeed) -> None:
     """Close every open subscription of ``store`` (the store calls it when closing)."""
     with _registry:
-        subs = list(store._subscriptions.values())
+        subs = list(store.subscriptions.values())
     for sub in subs:
         sub.close()
 
@@ -508,12 +505,12 @@ def _check_start(start: object) -> None:
     )
 
 
-def _first_cursor(store: EventStore, start: str | int) -> int:
+def _first_cursor(store: EventFeed, start: str | int) -> int:
     """The cursor of a new subscription: the sequence before the first one to deliver."""
     if start == "beginning":
         return 0
     if start == "end":
-        return store._head()
+        return store.head()
     assert isinstance(start, int)
     return start - 1
 
@@ -541,7 +538,7 @@ def _count(what: str, value: object, least: int) -> int:
     return value
 
 
-def _load_cursor(store: EventStore, name: str) -> tuple[int | None, bool]:
+def _load_cursor(store: EventFeed, name: str) -> tuple[int | None, bool]:
     """The stored cursor of ``name`` (None if there is none), and whether it was damaged.
 
     A damaged cursor reads as 0: delivering again beats skipping.
@@ -550,7 +547,7 @@ def _load_cursor(store: EventStore, name: str) -> tuple[int | None, bool]:
         kept = _session_cursors.get(store, {}).get(name)
         if kept is not None:
             return kept, False
-    bodies, problems = store._storage.load_states(KIND)
+    bodies, problems = store.load_states(KIND)
     body = bodies.get(name)
     if body is not None:
         try:
@@ -566,7 +563,7 @@ def _load_cursor(store: EventStore, name: str) -> tuple[int | None, bool]:
         if not damaged:
             return None, False
         why = damaged[0]
-    store.recovery_problems.append(
+    store.problems.append(
         f"the cursor of subscription {name!r} is damaged ({why}); it delivers again from "
         "the beginning"
     )

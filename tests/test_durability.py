@@ -81,9 +81,9 @@ def test_wal_rotates_by_size_and_replays_across_files(tmp_path):
     files = list((path / "wal").glob("*.wal"))
     assert len(files) > 3
     # Abandon without closing (no checkpoint): recovery must read every file.
-    store._stop.set()
+    store._log._stop.set()
     store._storage.close()
-    store._closed = True
+    store._log.closed = True
     with asl.open(path) as again:
         assert [e.payload["i"] for e in again.events()] == list(range(100))
         assert again.verify().ok
@@ -154,9 +154,9 @@ def test_wal_files_left_after_a_checkpoint_crash_are_not_replayed_twice(tmp_path
     store.checkpoint()
     # As if the process died after the manifest update but before the WAL trim.
     old.write_bytes(saved)
-    store._stop.set()
+    store._log._stop.set()
     store._storage.close()
-    store._closed = True
+    store._log.closed = True
     with asl.open(path) as again:
         assert [e.sequence for e in again.events()] == list(range(1, 9))
         assert again.verify().ok
@@ -185,9 +185,9 @@ def test_a_failed_fsync_stops_writes_until_reopen(tmp_path, monkeypatch):
     # Never retried: the pages may be gone, so the store refuses until reopened.
     with pytest.raises(asl.StorageError, match="disk error"):
         store.append("t", "x", {"ok": 3})
-    store._stop.set()
+    store._log._stop.set()
     store._storage.close()
-    store._closed = True
+    store._log.closed = True
     with asl.open(path) as again:
         oks = [e.payload["ok"] for e in again.events()]
         # 2 was written but its fsync failed, so it was never acknowledged: it may or may

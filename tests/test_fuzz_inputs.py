@@ -358,10 +358,17 @@ def batch_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
     return rows
 
 
-def as_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return (
-        pd.DataFrame(rows) if rows else pd.DataFrame(columns=["event_type", "entity_id", "payload"])
-    )
+def as_frame(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """The rows as a DataFrame, or None if pandas cannot hold them (its Arrow-backed
+    strings refuse lone surrogates: the caller's problem, not the store's)."""
+    try:
+        return (
+            pd.DataFrame(rows)
+            if rows
+            else pd.DataFrame(columns=["event_type", "entity_id", "payload"])
+        )
+    except (pa.ArrowException, UnicodeError):
+        return None
 
 
 def arrow_of(rows: list[dict[str, Any]]) -> pa.Table:
@@ -386,6 +393,8 @@ def check_batch(
     data: Any = rows
     if shape == "frame":
         data = as_frame(rows)
+        if data is None:
+            data = rows
     elif shape == "arrow":
         data = as_arrow(rows)
         if data is None:

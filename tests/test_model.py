@@ -83,12 +83,12 @@ class StoreModel(RuleBasedStateMachine):
             self.store.close()
         else:
             # Abandon without checkpoint: recovery must come from the WAL.
-            self.store._stop.set()
-            if self.store._flusher is not None:
-                self.store._flusher.join()
+            self.store._log._stop.set()
+            if self.store._log._flusher is not None:
+                self.store._log._flusher.join()
             self.store.flush()
             self.store._storage.close()
-            self.store._closed = True
+            self.store._log.closed = True
         self.store = asl.open(self.folder, fsync="never", checkpoint_every_events=7)
 
     @invariant()

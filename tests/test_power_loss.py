@@ -168,8 +168,8 @@ def run_cut(
 
 def abandon(store: asl.EventStore) -> None:
     """Drop a store the power cut hit without writing anything: its process is gone."""
-    store._stop.set()
-    store._closed = store._refuse = True
+    store._log._stop.set()
+    store._log.closed = store._log.refuse = True
     with contextlib.suppress(SimulatedCrash):  # background work the cut stopped
         store._storage.close()
 

@@ -106,13 +106,13 @@ def test_catch_up_then_live_updates_from_singles_and_batches(store_factory):
 
 def test_start_now_and_a_sequence_and_event_types(store):
     history(store, 60, seed=4)
-    head = store._head()
+    head = store.feed.head()
     now = store.projections.add(Recorder("now"), start="now")
     from_ten = store.projections.add(Recorder("ten"), start=10)
     only_a = store.projections.add(asl.EventCounter("a-only", event_types="a"))
     history(store, 40, seed=5)
-    assert now.seen == list(range(head + 1, store._head() + 1))
-    assert from_ten.seen == list(range(10, store._head() + 1))
+    assert now.seen == list(range(head + 1, store.feed.head() + 1))
+    assert from_ten.seen == list(range(10, store.feed.head() + 1))
     assert only_a.state() == expected_counts(store, {"a"})
 
 
@@ -140,7 +140,7 @@ def test_a_failing_projection_stops_at_the_event_not_the_append(store, kind):
     rec = store.projections.add(kind(fail_at=45))
     other = store.projections.add(asl.EventCounter())
     history(store, 40, seed=7)  # appends go through although the projection raises
-    assert store._head() == 70
+    assert store.feed.head() == 70
     info = store.projections.info("recorder")
     assert (info.status, info.failed_sequence, info.position) == ("stopped", 45, 44)
     assert "cannot take 45" in info.error and info.lag == 26
@@ -312,7 +312,7 @@ def test_after_kill_9_projections_resume_exactly(tmp_path, delay):
     child.wait(timeout=30)
     child.stdout.close()
     store = open_after_crash(path)
-    assert store._head() > 0
+    assert store.feed.head() > 0
     states, problems = store._storage.load_states("projections")
     positions = [orjson.loads(body.partition(b"\n")[0])["position"] for body in states.values()]
     assert not problems and len(positions) == 2 and min(positions) >= 50
@@ -329,18 +329,18 @@ def test_a_single_append_feeds_followers_the_event_in_hand_with_the_same_answers
     history(store, 20, seed=15)
     store.projections.add(asl.EventCounter())  # a follower: singles keep their event
     event = store.append("a", "e1", {"k": 3, "nested": {"a": 1}})
-    fast = store._event_batch(event.sequence - 1)
+    fast = store.feed.batch(event.sequence - 1)
     assert type(fast) is asl.projections.base.EventList
-    store._recent = None  # the general path, for comparison
-    slow = store._event_batch(event.sequence - 1)
+    store._log.recent = None  # the general path, for comparison
+    slow = store.feed.batch(event.sequence - 1)
     assert type(slow) is asl.EventBatch
     assert fast.to_arrow().equals(slow.to_arrow())
     for name in ("version", "entity_id", "timestamp", "payload"):
         assert fast.column(name).to_pylist() == slow.column(name).to_pylist()
     assert fast.payloads() == slow.payloads() and fast.count_by_type() == slow.count_by_type()
     assert [e.sequence for e in fast] == [e.sequence for e in slow] == [event.sequence]
-    store._recent = event
-    assert len(store._event_batch(event.sequence - 1, event_types=("b",))) == 0
-    assert len(store._event_batch(event.sequence - 1, limit=0)) == 0
+    store._log.recent = event
+    assert len(store.feed.batch(event.sequence - 1, event_types=("b",))) == 0
+    assert len(store.feed.batch(event.sequence - 1, limit=0)) == 0
     store.append_batch([{"event_type": "a", "entity_id": "x", "payload": {}}])
-    assert type(store._event_batch(event.sequence - 1)) is asl.EventBatch  # not in hand
+    assert type(store.feed.batch(event.sequence - 1)) is asl.EventBatch  # not in hand

@@ -81,15 +81,15 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 def feed(store: asl.EventStore, projection: SqlProjection, after: int) -> int:
     """Feed ``projection`` every event after ``after``; returns the last sequence fed."""
-    batch = store._event_batch(after, event_types=projection.event_types)
+    batch = store.feed.batch(after, event_types=projection.event_types)
     if len(batch):
         projection.apply_batch(batch)
-    return store._head()
+    return store.feed.head()
 
 
 def grow(store: asl.EventStore, rng: random.Random, projections: list[SqlProjection]) -> None:
     """Append a batch of random size and feed it to each projection."""
-    after = store._head()
+    after = store.feed.head()
     store.append_batch(random_events(rng, rng.choice([1, 2, 5, 17, 40, 90])))
     for projection in projections:
         feed(store, projection, after)
@@ -179,7 +179,7 @@ def test_many_small_batches_are_joined_for_the_recompute(monkeypatch):
     store = asl.open()
     p = SqlProjection("avg", AVERAGE)
     for event in random_events(random.Random(8), 10):
-        after = store._head()
+        after = store.feed.head()
         store.append(event["event_type"], event["entity_id"], event["payload"])
         feed(store, p, after)
     assert len(p._fed) == 4  # two joined tables of four batches, then two loose ones
@@ -273,7 +273,7 @@ def test_event_types_limit_what_is_folded():
     store = asl.open()
     store.append_batch(random_events(random.Random(10), 60))
     p = SqlProjection("paid", BY_SKU, event_types=["order.paid"])
-    p.apply_batch(store._event_batch(0))  # other types in a batch are ignored
+    p.apply_batch(store.feed.batch(0))  # other types in a batch are ignored
     want = store.sql(BY_SKU.replace("from events", "from events where event_type = 'order.paid'"))
     assert_same_rows(p.state(), want.df())
 

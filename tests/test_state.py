@@ -153,13 +153,13 @@ def test_snapshots_are_taken_every_n_versions_and_used(store_factory, monkeypatc
     assert store.state("x")["i"] == 34  # the fold passes versions 10, 20 and 30
     assert store.stats()["snapshots"] == 3
     folded = []
-    original = store._reader.payload_array
+    original = store._sealer.reader.payload_array
 
     def spy(positions):
         folded.append(len(positions))
         return original(positions)
 
-    monkeypatch.setattr(store._reader, "payload_array", spy)
+    monkeypatch.setattr(store._sealer.reader, "payload_array", spy)
     assert store.state("x", as_of=at(25)) == {"i": 25, "k0": 24, "k1": 25, "k2": 22, "k3": 23}
     assert folded == [6]  # versions 21..26, from the snapshot at 20
 
@@ -177,9 +177,9 @@ def test_snapshot_survives_reopen_and_is_used(store_factory, monkeypatch):
     try:
         assert store.stats()["snapshots"] == 1
         folded = []
-        original = store._reader.payload_array
+        original = store._sealer.reader.payload_array
         monkeypatch.setattr(
-            store._reader, "payload_array", lambda p: folded.append(len(p)) or original(p)
+            store._sealer.reader, "payload_array", lambda p: folded.append(len(p)) or original(p)
         )
         assert store.state("x") == {"i": 49, "last": True}
         assert folded == [1]
@@ -267,6 +267,6 @@ def test_a_small_or_no_state_cache_gives_the_same_answers(store_factory, cached)
                 if j % 5 == (i * 7) % 5:
                     want.update({"i": j, f"k{j % 3}": j})
             assert store.state(entity) == want
-    assert len(store._hot.items) <= cached
+    assert len(store._states.hot.items) <= cached
     assert store.snapshot("e1") == 8
     assert store.state("e1")["i"] == 36

@@ -316,7 +316,7 @@ def test_acknowledged_progress_survives_kill_9(
         assert acked < stored  # the kill did land mid catch-up
 
     with open_after_crash(path) as store:
-        head = store._head()
+        head = store.feed.head()
         cursor = stored_cursor(store, "mirror")
         assert cursor is not None
         # Never past an acknowledgement nor past the durable log (sequences after it are
@@ -478,8 +478,8 @@ def test_close_joins_the_thread_and_frees_the_name(store_factory: Any) -> None:
     sub.close()
     assert sub.status == "closed"
     assert not thread.is_alive()
-    assert "s" not in store._subscriptions
-    assert sub._on_append not in store._listeners
+    assert "s" not in store.feed.subscriptions
+    assert sub._on_append not in store._log.listeners
     sub.close()  # twice is fine
     with pytest.raises(ValueError, match="closed"):
         sub.resume()
@@ -496,7 +496,7 @@ def test_closing_the_store_closes_its_subscriptions(store_factory: Any) -> None:
     store.close()
     assert [s.status for s in subs] == ["closed"] * 3
     assert not any(t is not None and t.is_alive() for t in threads)
-    assert store._subscriptions == {}
+    assert store.feed.subscriptions == {}
     with pytest.raises(asl.StorageError, match="closed"):
         store.subscribe("late", Recorder())
 
@@ -561,5 +561,5 @@ def test_bad_arguments_say_what_is_accepted(
     args: dict[str, Any] = {"name": "s", "handler": Recorder(), **kwargs}
     with pytest.raises(error, match=message):
         store.subscribe(**args)
-    assert store._subscriptions == {}
-    assert store._listeners == []
+    assert store.feed.subscriptions == {}
+    assert store._log.listeners == []

@@ -115,12 +115,12 @@ def test_a_crafted_wal_record_is_never_executed(tmp_path):
     store = asl.open(path, checkpoint_every_events=10**9, fsync="always")
     for i in range(5):
         store.append("t", "e", {"i": i})
-    store._write_wal(sync=True)
+    store._log.write_wal(sync=True)
     marker = tmp_path / "pwned"
     bad = crafted(marker)
     wal = sorted((path / "wal").iterdir())[-1]
     store._storage.close()  # as a crash would: the WAL stays, the lock goes
-    store._closed = True
+    store._log.closed = True
     wal.write_bytes(wal.read_bytes() + frame_record(bad))
     use_everything(path)
     assert not marker.exists()

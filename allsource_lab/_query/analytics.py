@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from allsource_lab._query.windows import parse_duration, utf8_text
+from allsource_lab._query.windows import parse_duration, utf8_text, window
 from allsource_lab.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from allsource_lab.store import EventStore
+    from allsource_lab._feed import SqlSource
 
 __all__ = ["Analytics"]
 
@@ -38,7 +38,7 @@ class Analytics:
     [2, 1]
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: SqlSource) -> None:
         self._store = store
 
     def frequency(self, event_type: str | None = None, bucket: Any = "1h") -> pd.DataFrame:
@@ -50,7 +50,8 @@ class Analytics:
         """
         if event_type is not None:
             _type_name(event_type, "event_type")
-        frame: pd.DataFrame = self._store.window(
+        frame: pd.DataFrame = window(
+            self._store,
             event_type,
             every=bucket,
             by=None if event_type is not None else "event_type",

@@ -32,7 +32,7 @@ from allsource_lab.errors import InvalidArgument
 if TYPE_CHECKING:
     import pandas as pd
 
-    from allsource_lab.store import EventStore
+    from allsource_lab._feed import SqlSource
 
 __all__ = ["AGGREGATES", "MAX_DURATION_US", "parse_duration", "utf8_text", "window"]
 
@@ -191,7 +191,7 @@ def _keys(by: str | Sequence[str] | None) -> list[str]:
 
 
 def window(
-    store: EventStore,
+    store: SqlSource,
     event_type: str | Sequence[str] | None = None,
     every: Any = "1h",
     kind: str = "tumbling",

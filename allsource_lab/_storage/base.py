@@ -113,7 +113,12 @@ class Storage:
         raise NotImplementedError
 
     def load_snapshots(self) -> tuple[list[bytes], list[str]]:
-        """Snapshot record bodies stored so far, and problems met reading them."""
+        """Snapshot record bodies stored so far, and problems met reading them.
+
+        Damage is never fatal (snapshots are derived). A writable storage cuts a torn
+        final record unless ``recovery="strict"``, and under ``"salvage"`` rewrites a
+        damaged log without its damaged records; it changes nothing else.
+        """
         return [], []
 
     def wal_bytes(self) -> int:
@@ -128,7 +133,13 @@ class Storage:
         """Add snapshot records durably (after the events they fold are durable)."""
 
     def load_registry(self) -> tuple[list[bytes], list[str]]:
-        """Schema registry record bodies, oldest first, and problems met reading them."""
+        """Schema registry record bodies, oldest first, and problems met reading them.
+
+        Any problem refuses the open unless ``recovery="salvage"``, so a damaged log is
+        left exactly as found (a torn final record too, and under ``"strict"`` that is a
+        problem); with no damage a writable storage cuts a torn final record, and under
+        ``"salvage"`` it rewrites a damaged log without its damaged records.
+        """
         return [], []
 
     def write_registry(self, bodies: list[bytes]) -> None:

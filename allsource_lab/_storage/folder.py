@@ -82,6 +82,9 @@ class FolderStorage(Storage):
         if not read_only:
             self.lock.acquire()
         self.wal = WriteAheadLog(self.wal_dir)
+        # A snapshot log whose torn final record a strict open left in place: appending
+        # after it would bury the new records behind the torn one, so none are written.
+        self._snapshots_held = False
         self._housekeeping: Future[None] | None = None  # what the last checkpoint left
         self.manifest: Manifest | None = None
 
@@ -347,15 +350,29 @@ class FolderStorage(Storage):
     # -- snapshots -----------------------------------------------------------------------
 
     def load_snapshots(self) -> tuple[list[bytes], list[str]]:
-        """Read ``snapshots/snapshots.log``; a torn final record is cut off (when writable).
+        """Read ``snapshots/snapshots.log``, repairing it as :meth:`_load_log` says.
 
-        Snapshots are derived data: a damaged record is skipped and reported, never fatal.
+        Snapshots are derived data: a damaged record is skipped and reported, never fatal,
+        so the open always goes ahead with this log.
         """
-        return self._load_log(self.snapshot_log)
+        bodies, problems = self._load_log(self.snapshot_log, damage_refuses_open=False)
+        if self._snapshots_held:
+            problems.append(
+                f"{self.snapshot_log}: no snapshot is saved by this open (recovery='strict' "
+                "leaves its torn final record in place; any other mode cuts it)"
+            )
+        return bodies, problems
 
     def load_registry(self) -> tuple[list[bytes], list[str]]:
-        """Read ``schemas/registry.log`` the same way (a torn final record is cut off)."""
-        return self._load_log(self.registry_log)
+        """Read ``schemas/registry.log``, repairing it as :meth:`_load_log` says.
+
+        Damage refuses the open unless ``recovery="salvage"`` (``open_registry`` raises on
+        any problem reported here), so in the other modes a damaged registry log is left
+        exactly as it was found.
+        """
+        return self._load_log(
+            self.registry_log, damage_refuses_open=self.settings.recovery != "salvage"
+        )
 
     def write_registry(self, bodies: list[bytes]) -> None:
         if self.read_only:
@@ -410,7 +427,23 @@ class FolderStorage(Storage):
         record = frame_record(len(encoded).to_bytes(4, "little") + encoded + body)
         replace_file(final, record)
 
-    def _load_log(self, path: Path) -> tuple[list[bytes], list[str]]:
+    def _load_log(self, path: Path, *, damage_refuses_open: bool) -> tuple[list[bytes], list[str]]:
+        """A record log's readable bodies and its problems; repaired only as the open allows.
+
+        An open changes a record log only if it goes ahead with it, and then only as far
+        as its recovery mode allows (RELIABILITY.md: a refused open changes nothing):
+
+        * read-only, or damage that refuses the open (``damage_refuses_open``): nothing;
+        * ``"strict"``: nothing; a torn final record is reported instead of cut;
+        * ``"truncate_tail"``: a torn final record is cut off (damage elsewhere stays, and
+          records appended after it are still found: reading resyncs past damage);
+        * ``"salvage"``: a damaged log is rewritten (atomically) with only its readable
+          records, so later opens in any mode find it clean; an undamaged one with a torn
+          final record is cut as above.
+
+        Cutting damage instead (as this once did, before anyone decided) would destroy
+        the records a salvage open could still read.
+        """
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -419,7 +452,28 @@ class FolderStorage(Storage):
             return [], [f"{path}: cannot be read ({exc}); its records are ignored"]
         bodies, damaged, end = read_records(data)
         problems = [f"{path}: {why} at byte {at}" for at, why in damaged]
-        if end < len(data) and not self.read_only:
+        # An unreadable rest is reported where it starts, which is ``end``; past ``end``
+        # without a problem there is a torn final record.
+        torn = end < len(data) and not (damaged and damaged[-1][0] >= end)
+        mode = self.settings.recovery
+        if self.read_only or (damaged and damage_refuses_open):
+            return bodies, problems
+        if damaged and mode == "salvage":
+            try:
+                replace_file(path, b"".join(frame_record(body) for body in bodies))
+                problems.append(f"{path}: rewritten with its {len(bodies)} readable records")
+            except OSError as exc:
+                # The open can go ahead without it: reading resyncs past the damage, so
+                # records appended after it are still found.
+                problems.append(f"{path}: could not be rewritten ({exc}); left as it was")
+        elif torn and mode == "strict":
+            problems.append(
+                f"{path}: torn final record (a crash cut its write short), left in place by "
+                f"recovery='strict'; recovery='truncate_tail' cuts it, at byte {end}"
+            )
+            if path == self.snapshot_log:
+                self._snapshots_held = True
+        elif torn:
             with open(path, "r+b") as f:
                 f.truncate(end)
                 os.fsync(f.fileno())
@@ -448,7 +502,7 @@ class FolderStorage(Storage):
         return [] if manifest is None else [self.segment_dir / s.file for s in manifest.segments]
 
     def write_snapshots(self, bodies: list[bytes]) -> None:
-        if self.read_only or not bodies:
+        if self.read_only or not bodies or self._snapshots_held:
             return
         self._append_log(self.snapshot_log, bodies)
 

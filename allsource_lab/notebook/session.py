@@ -17,7 +17,6 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from allsource_lab.display import StoreInfo
-from allsource_lab.notebook.following import is_closed
 from allsource_lab.store import EventStore
 from allsource_lab.store import open as open_store
 
@@ -34,7 +33,7 @@ class Session:
     def store(self) -> EventStore | None:
         """The current store, or None (also when it was closed from Python)."""
         store = self._store
-        if store is not None and is_closed(store):
+        if store is not None and store.closed:
             return None
         return store
 
@@ -49,7 +48,7 @@ class Session:
             raise UsageError(
                 "no store is open: run %allsource open PATH (or %allsource open --memory) first"
             )
-        if is_closed(store):
+        if store.closed:
             self._store = None
             where = "the memory store" if store.path is None else f"the store {store.path}"
             again = "--memory" if store.path is None else str(store.path)

@@ -12,20 +12,30 @@ number of them over one store agree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from allsource_lab.errors import InvalidArgument, NotFound
 from allsource_lab.pipelines.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import pandas as pd
 
+    from allsource_lab.projections.runner import Projections
     from allsource_lab.replay import ReplayJob
-    from allsource_lab.store import EventStore
 
-__all__ = ["Pipelines"]
+__all__ = ["PipelineHost", "Pipelines"]
+
+
+class PipelineHost(Protocol):
+    """What ``store.pipelines`` needs of its store: its live projections and replays."""
+
+    @property
+    def projections(self) -> Projections: ...
+
+    @property
+    def replay(self) -> Callable[..., ReplayJob]: ...
 
 
 class Pipelines:
@@ -46,7 +56,7 @@ class Pipelines:
     1 2026-01-01 00:01:00+00:00      1   False
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: PipelineHost) -> None:
         self._store = store
 
     def add(
@@ -72,11 +82,11 @@ class Pipelines:
             raise TypeError(
                 f"add() takes an asl.Pipeline or its JSON spec, not {type(pipeline).__name__}"
             )
-        other = pipeline._runtime.store
+        other = pipeline.host
         if (
             other is not None
-            and other is not self._store
-            and not getattr(other, "_closed", True)
+            and other.projections is not self._store.projections
+            and not getattr(other, "closed", True)
             and pipeline.name in other.projections
             and other.projections[pipeline.name] is pipeline
         ):
@@ -90,7 +100,7 @@ class Pipelines:
                 f"a {kind} named {pipeline.name!r} is already added; remove it first or "
                 "give the new pipeline another name"
             )
-        pipeline._runtime.store = self._store
+        pipeline.host = self._store
         added: Pipeline = self._store.projections.add(pipeline, start=start, resume=resume)
         return added
 

@@ -286,6 +286,17 @@ class Pipeline(Projection):
     # -- running (Projection) --------------------------------------------------------------
 
     @property
+    def host(self) -> Any:
+        """The store feeding this pipeline (or its feed), or None before it first runs:
+        where ``enrich`` finds projections, and how ``store.pipelines.add`` tells that a
+        pipeline object already runs in another store."""
+        return self._runtime.store
+
+    @host.setter
+    def host(self, store: Any) -> None:
+        self._runtime.store = store
+
+    @property
     def enabled(self) -> bool:
         """A disabled pipeline ignores the events it is fed (they are not counted)."""
         return self._runtime.enabled

@@ -207,7 +207,7 @@ class Runtime:
     def feed_batch(self, batch: EventBatch) -> None:
         if not self.enabled or not len(batch):
             return
-        source = getattr(batch, "_source", None)
+        source = batch.source
         if hasattr(source, "projections"):
             self.store = source
         with self.lock:
@@ -236,9 +236,7 @@ class Runtime:
         rest = self.roots - self.lead_roots
         if keep and rest:
             survivors = np.asarray(keep, dtype=np.int64)
-            subset = EventBatch(
-                batch._source, batch.positions[survivors], batch.sequences[survivors]
-            )
+            subset = batch.take(survivors)
             columns.update(self._columns(subset, rest))
         return _rows(columns), len(batch) - len(keep), _last(first)
 

@@ -14,196 +14,25 @@ Nothing stored is ever executed or unpickled: state is JSON only.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from allsource_lab.errors import InvalidArgument
-from allsource_lab.eventframe import events_from_table
+from allsource_lab.eventbatch import EventBatch, EventList
+from allsource_lab.eventframe import RowSource
 from allsource_lab.events import Event
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 _NO_POSITIONS = np.empty(0, np.int64)
 
 __all__ = ["BatchSource", "EventBatch", "EventList", "Projection"]
 
-
-class BatchSource(Protocol):
-    """What a batch needs from the store (the store implements it)."""
-
-    def _rows(self, positions: np.ndarray) -> pa.Table: ...
-
-    def _payload_list(self, positions: np.ndarray) -> list[dict[str, Any]]: ...
-
-    def _column(self, positions: np.ndarray, name: str) -> pa.ChunkedArray: ...
-
-    def _position_codes(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def _code_names(self, kind: str, codes: np.ndarray) -> list[str]: ...
-
-    def _positions_of(self, sequences: np.ndarray) -> np.ndarray: ...
-
-
-class EventBatch:
-    """Events in sequence order, as columns materialized on demand.
-
-    ``len(batch)``, ``sequences``, ``first_sequence``/``last_sequence`` cost nothing;
-    ``to_arrow()`` builds the table (the columns of docs/format.md) once; ``payloads()``
-    decodes the payloads in one call; ``count_by_type()``/``count_by_entity()`` read the
-    index only. Iterating yields :class:`~allsource_lab.events.Event` objects. Payloads
-    are upcast to their subject's newest schema when upcasters are registered.
-
-    >>> import allsource_lab as asl
-    >>> store = asl.open()
-    >>> _ = store.append_batch([{"event_type": "a", "entity_id": "x", "payload": {"n": 1}},
-    ...                         {"event_type": "b", "entity_id": "x", "payload": {"n": 2}}])
-    >>> batch = store._event_batch(0)
-    >>> len(batch), batch.count_by_type(), [e.version for e in batch]
-    (2, {'a': 1, 'b': 1}, [1, 2])
-    """
-
-    __slots__ = ("_payloads", "_source", "_table", "positions", "sequences")
-
-    def __init__(self, source: BatchSource, positions: np.ndarray, sequences: np.ndarray) -> None:
-        self._source = source
-        self.positions = positions
-        self.sequences = sequences
-        self._table: pa.Table | None = None
-        self._payloads: list[dict[str, Any]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    @property
-    def first_sequence(self) -> int:
-        return int(self.sequences[0])
-
-    @property
-    def last_sequence(self) -> int:
-        return int(self.sequences[-1])
-
-    def to_arrow(self) -> pa.Table:
-        if self._table is None:
-            self._table = self._source._rows(self.positions)
-        return self._table
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The batch as a DataFrame; payloads and metadata stay JSON text."""
-        frame: pd.DataFrame = self.to_arrow().to_pandas()
-        return frame
-
-    def column(self, name: str) -> pa.ChunkedArray:
-        """One column (named as in docs/format.md), without building the others."""
-        if self._table is not None or name in ("payload", "metadata"):
-            return self.to_arrow().column(name)  # payloads: upcast with the whole table
-        return self._source._column(self.positions, name)
-
-    def payloads(self) -> list[dict[str, Any]]:
-        """Every payload decoded, in order (one decode for the whole batch)."""
-        if self._payloads is None:
-            self._payloads = self._source._payload_list(self.positions)
-        return self._payloads
-
-    def event_types(self) -> list[str]:
-        """Each event's type, in order."""
-        return self._names("type", self._source._position_codes(self.positions)[0])
-
-    def entity_ids(self) -> list[str]:
-        """Each event's entity id, in order."""
-        return self._names("entity", self._source._position_codes(self.positions)[1])
-
-    def count_by_type(self) -> dict[str, int]:
-        return self._counts("type", self._source._position_codes(self.positions)[0])
-
-    def count_by_entity(self) -> dict[str, int]:
-        return self._counts("entity", self._source._position_codes(self.positions)[1])
-
-    def _names(self, kind: str, codes: np.ndarray) -> list[str]:
-        if not len(codes):
-            return []
-        present, inverse = np.unique(codes, return_inverse=True)
-        names = self._source._code_names(kind, present)
-        return [names[i] for i in inverse.tolist()]
-
-    def _counts(self, kind: str, codes: np.ndarray) -> dict[str, int]:
-        if not len(codes):
-            return {}
-        counts = np.bincount(codes)  # codes are small dense numbers: O(n), no sort
-        present = np.flatnonzero(counts)
-        names = self._source._code_names(kind, present)
-        return dict(zip(names, counts[present].tolist(), strict=True))
-
-    def __iter__(self) -> Iterator[Event]:
-        return iter(events_from_table(self.to_arrow()))
-
-    def split(self) -> list[EventBatch]:
-        """One batch per event, in order."""
-        return [
-            EventBatch(self._source, self.positions[i : i + 1], self.sequences[i : i + 1])
-            for i in range(len(self))
-        ]
-
-    def __repr__(self) -> str:
-        if not len(self):
-            return "EventBatch(empty)"
-        return (
-            f"EventBatch({len(self)} events, sequences {self.first_sequence}..{self.last_sequence})"
-        )
-
-
-class EventList(EventBatch):
-    """A batch of events already in hand: what a single ``append`` just stored.
-
-    Feeding live followers from the event itself spares the read side's catch-up with
-    the tail (~100 us per append); columns that the events do not carry come from the
-    store as for any batch.
-    """
-
-    __slots__ = ("_events",)
-
-    def __init__(self, source: BatchSource, events: list[Event]) -> None:
-        sequences = np.array([e.sequence for e in events], np.int64)
-        super().__init__(source, _NO_POSITIONS, sequences)
-        self._events = events
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    def to_arrow(self) -> pa.Table:
-        if self._table is None:
-            self.positions = self._source._positions_of(self.sequences)
-        return super().to_arrow()
-
-    def column(self, name: str) -> pa.ChunkedArray:
-        if name in ("sequence", "version", "entity_id", "event_type", "partition"):
-            return pa.chunked_array([pa.array([getattr(e, name) for e in self._events])])
-        return self.to_arrow().column(name)
-
-    def payloads(self) -> list[dict[str, Any]]:
-        return [e.payload for e in self._events]
-
-    def event_types(self) -> list[str]:
-        return [e.event_type for e in self._events]
-
-    def entity_ids(self) -> list[str]:
-        return [e.entity_id for e in self._events]
-
-    def count_by_type(self) -> dict[str, int]:
-        return dict(Counter(self.event_types()))
-
-    def count_by_entity(self) -> dict[str, int]:
-        return dict(Counter(self.entity_ids()))
-
-    def __iter__(self) -> Iterator[Event]:
-        return iter(self._events)
-
-    def split(self) -> list[EventBatch]:
-        return [EventList(self._source, [e]) for e in self._events]
+# The name this module gave the row source before frames and batches shared one.
+BatchSource = RowSource
 
 
 class Projection:

@@ -33,7 +33,7 @@ from allsource_lab.errors import InvalidArgument, NotFound
 from allsource_lab.projections.base import Projection
 
 if TYPE_CHECKING:
-    from allsource_lab.store import EventStore
+    from allsource_lab._feed import EventFeed
 
 __all__ = ["ProjectionInfo", "Projections"]
 
@@ -79,12 +79,12 @@ class Projections:
     ``info``, ``save``; ``store.projections["name"]`` is the projection itself.
     """
 
-    def __init__(self, store: EventStore) -> None:
-        self._store = store
+    def __init__(self, feed: EventFeed) -> None:
+        self._feed = feed
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
-        stored, problems = store._storage.load_states(KIND)
-        store.recovery_problems.extend(problems)
+        stored, problems = feed.load_states(KIND)
+        feed.problems.extend(problems)
         self._stored = stored
 
     # -- the collection ------------------------------------------------------------------
@@ -129,7 +129,7 @@ class Projections:
                 "add() takes a Projection (an asl.Projection subclass), not "
                 f"{type(projection).__name__}"
             )
-        store = self._store
+        feed = self._feed
         with self._lock:
             name = projection.name
             if name in self._entries:
@@ -137,7 +137,7 @@ class Projections:
                     f"a projection named {name!r} is already added; remove it first or "
                     "give the new one another name"
                 )
-            origin = _start_position(start, store._head())
+            origin = _start_position(start, feed.head())
             entry = _Entry(projection, origin, origin)
             record = self._stored.get(name) if resume and projection.durable else None
             restored = record is not None and self._restore(entry, record)
@@ -145,8 +145,8 @@ class Projections:
                 projection.reset()
             self._entries[name] = entry
             if len(self._entries) == 1:
-                store._listeners.append(self._on_write)
-            self._catch_up(entry, store._head())
+                feed.follow(self._on_write)
+            self._catch_up(entry, feed.head())
         return projection
 
     def remove(self, name: str, forget: bool = True) -> Projection:
@@ -160,11 +160,11 @@ class Projections:
             if entry is None:
                 raise NotFound(f"no projection named {name!r}")
             if not self._entries:
-                self._store._listeners.remove(self._on_write)
+                self._feed.unfollow(self._on_write)
             if forget and name in self._stored:
                 del self._stored[name]
-                if not self._store.read_only:
-                    self._store._storage.write_state(KIND, name, None)
+                if not self._feed.read_only:
+                    self._feed.write_state(KIND, name, None)
             return entry.projection
 
     def resume(self, name: str) -> ProjectionInfo:
@@ -175,7 +175,7 @@ class Projections:
                 entry.status = "running"
                 entry.error = None
                 entry.failed_sequence = None
-                self._catch_up(entry, self._store._head())
+                self._catch_up(entry, self._feed.head())
             return self._info(entry)
 
     def info(self, name: str | None = None) -> Any:
@@ -190,10 +190,10 @@ class Projections:
 
         The store does this on every checkpoint and on close.
         """
-        store = self._store
-        if store.read_only or not self._entries:
+        feed = self._feed
+        if feed.read_only or not self._entries:
             return 0
-        store.flush()  # every position saved below must be durable in the log first
+        feed.flush()  # every position saved below must be durable in the log first
         count = 0
         with self._lock:
             for name, entry in self._entries.items():
@@ -207,7 +207,7 @@ class Projections:
                     + b"\n"
                     + state
                 )
-                store._storage.write_state(KIND, name, body)
+                feed.write_state(KIND, name, body)
                 entry.saved = (entry.position, state)
                 self._stored[name] = body
                 count += 1
@@ -223,12 +223,10 @@ class Projections:
 
     def _catch_up(self, entry: _Entry, through: int) -> None:
         """Feed ``entry`` every event after its position up to ``through``."""
-        store = self._store
+        feed = self._feed
         p = entry.projection
         while entry.status == "running" and entry.position < through:
-            batch = store._event_batch(
-                entry.position, BATCH, through=through, event_types=p.event_types
-            )
+            batch = feed.batch(entry.position, BATCH, through=through, event_types=p.event_types)
             if not len(batch):
                 entry.position = through
                 return
@@ -246,7 +244,7 @@ class Projections:
         good point (saved state, or a reset and a fold from the origin), is folded again
         up to the batch, then the batch one event at a time finds the failing event.
         """
-        store = self._store
+        feed = self._feed
         p = entry.projection
         if entry.saved is not None and entry.saved[0] <= first - 1:
             p.load_state(orjson.loads(entry.saved[1]))
@@ -260,7 +258,7 @@ class Projections:
             if entry.status != "running":
                 return
             entry.position = max(entry.position, first - 1)
-            failing = store._event_batch(first - 1, through=last, event_types=p.event_types)
+            failing = feed.batch(first - 1, through=last, event_types=p.event_types)
             for one in failing.split():
                 try:
                     p.apply_batch(one)
@@ -273,7 +271,7 @@ class Projections:
 
     # -- replays (allsource_lab.replay) ----------------------------------------------------
 
-    def _detach(self, projection: Projection) -> _Entry | None:
+    def detach(self, projection: Projection) -> _Entry | None:
         """Stop live feeding of ``projection`` while a replay owns it."""
         with self._lock:
             entry = self._entries.get(projection.name)
@@ -282,13 +280,13 @@ class Projections:
             entry.status = "replaying"
             return entry
 
-    def _attach(self, entry: _Entry, position: int) -> None:
+    def attach(self, entry: _Entry, position: int) -> None:
         """Give ``entry`` back to live feeding at ``position``, and catch it up."""
         with self._lock:
             entry.status = "running"
             entry.position = position
             entry.saved = None
-            self._catch_up(entry, self._store._head())
+            self._catch_up(entry, self._feed.head())
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -299,13 +297,13 @@ class Projections:
             position = int(meta["position"])
             entry.projection.load_state(orjson.loads(state))
         except Exception as exc:  # damaged or from another version: fold afresh
-            self._store.recovery_problems.append(
+            self._feed.problems.append(
                 f"projection {entry.projection.name!r}: its saved state cannot be used "
                 f"({exc}); it is rebuilt from its start"
             )
             return False
-        if position > self._store._head():
-            self._store.recovery_problems.append(
+        if position > self._feed.head():
+            self._feed.problems.append(
                 f"projection {entry.projection.name!r}: saved at sequence {position}, past "
                 "the last stored event; it is rebuilt from its start"
             )
@@ -322,7 +320,7 @@ class Projections:
         return entry
 
     def _info(self, entry: _Entry) -> ProjectionInfo:
-        lag = self._store._count_between(entry.position, None, entry.projection.event_types)
+        lag = self._feed.count(entry.position, None, entry.projection.event_types)
         return ProjectionInfo(
             entry.projection.name,
             entry.status,

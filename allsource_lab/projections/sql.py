@@ -110,7 +110,7 @@ class SqlProjection(Projection):
     ...                       "max((payload->>'n')::int) as most from events group by sku")
     >>> sales.incremental
     True
-    >>> sales.apply_batch(store._event_batch(0))
+    >>> sales.apply_batch(store.feed.batch(0))
     >>> sales.state().sort_values("sku").to_dict("records")
     [{'sku': 'jam', 'orders': 1, 'most': 3}, {'sku': 'tea', 'orders': 2, 'most': 6}]
     >>> sales.state("tea").to_dict("records")

@@ -1,5 +1,5 @@
 /**
- * The fixture documents the Python side writes (`python -m allsource_lab.display.fixtures
+ * The fixture documents the Python side writes (`python -m allsource_lab.notebook.fixtures
  * extension/fixtures`): one mimebundle per file, `<kind>.json` or `<kind>-<variant>.json`.
  * ASL_FIXTURES points elsewhere if set.
  */
@@ -22,7 +22,7 @@ export interface Fixture {
 export function fixtures(): Fixture[] {
   if (!fs.existsSync(FIXTURES)) {
     throw new Error(
-      `no fixtures in ${FIXTURES}: run \`python -m allsource_lab.display.fixtures extension/fixtures\` first`
+      `no fixtures in ${FIXTURES}: run \`python -m allsource_lab.notebook.fixtures extension/fixtures\` first`
     );
   }
   return fs

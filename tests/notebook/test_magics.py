@@ -100,7 +100,7 @@ def test_load_ext_registers_one_line_and_cell_magic(shell):
 def test_unload_closes_the_store_and_removes_the_magic(shell, tmp_path):
     store = magic(shell, f"open {tmp_path / 's.events'} -o store") and shell.user_ns["store"]
     unload_ipython_extension(shell)
-    assert store._closed is True
+    assert store.closed is True
     assert "allsource" not in shell.magics_manager.magics["line"]
     assert "AllSourceMagics" not in shell.magics_manager.registry
     assert not any(isinstance(c, AllSourceMagics) for c in shell.configurables)
@@ -114,7 +114,7 @@ def test_reload_ext_starts_afresh_with_the_store_closed(shell, capsys):
     shell.run_line_magic("load_ext", "allsource_lab.notebook")
     magic(shell, "open --memory -o first")
     shell.run_line_magic("reload_ext", "allsource_lab.notebook")
-    assert shell.user_ns["first"]._closed is True
+    assert shell.user_ns["first"].closed is True
     assert magics_of(shell).session.store is None
     assert doc(magic(shell, "open --memory"))["status"] == "open"
     shell.run_line_magic("unload_ext", "allsource_lab.notebook")
@@ -322,10 +322,10 @@ def test_open_shows_which_store_is_current_and_binds_it(shell, tmp_path):
     assert again["events"] == 1 and again["note"] == f"reopened {path}"
     other = doc(magic(shell, "open --memory"))
     assert other["path"] is None and other["note"] == f"closed the previous store ({path})"
-    assert shell.user_ns["store"]._closed is True
+    assert shell.user_ns["store"].closed is True
     closed = magic(shell, "close -o gone")
     assert doc(closed)["status"] == "closed" and "(closed)" in text(closed)
-    assert shell.user_ns["gone"]._closed is True
+    assert shell.user_ns["gone"].closed is True
 
 
 def test_open_read_only_and_its_refusals(shell, tmp_path):

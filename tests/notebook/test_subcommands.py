@@ -11,7 +11,6 @@ import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from allsource_lab import display
-from allsource_lab.notebook import following, load_ipython_extension, unload_ipython_extension
+from allsource_lab.notebook import load_ipython_extension, unload_ipython_extension
 from allsource_lab.notebook.arguments import MagicArgumentParser
 from allsource_lab.notebook.magics import overview
 from allsource_lab.notebook.registry import SUBCOMMANDS, Subcommand
@@ -104,11 +103,6 @@ def test_no_notebook_module_imports_the_package_root():
     assert offending == []
 
 
-# The one module allowed to fall back on a store's private members, until every store
-# has store.feed and store.closed (it is the only place the fallback has to go from).
-PRIVATE_FALLBACK = {"following.py"}
-
-
 def private_store_members(tree: ast.AST) -> Iterator[tuple[int, str]]:
     """Where ``tree`` reads a private member of something named like a store:
     ``store._x``, ``self._store._x``, ``ctx.store()._x``, ``getattr(store, "_x")``."""
@@ -130,7 +124,6 @@ def test_no_notebook_module_touches_a_stores_private_members():
     offending = [
         f"{path.relative_to(NOTEBOOK)}:{line} {attr}"
         for path in notebook_modules()
-        if path.name not in PRIVATE_FALLBACK
         for line, attr in private_store_members(ast.parse(path.read_text(), str(path)))
     ]
     assert offending == []
@@ -139,36 +132,14 @@ def test_no_notebook_module_touches_a_stores_private_members():
 # -- following a store -----------------------------------------------------------------------
 
 
-class RecordingFeed:
-    def __init__(self) -> None:
-        self.followers: list[Any] = []
-
-    def follow(self, callback: Any) -> None:
-        self.followers.append(callback)
-
-    def unfollow(self, callback: Any) -> None:
-        self.followers.remove(callback)
-
-
-def test_a_store_with_a_feed_is_followed_through_it():
-    store: Any = SimpleNamespace(feed=RecordingFeed(), closed=False)
-    following.follow(store, print)
-    assert store.feed.followers == [print]
-    following.unfollow(store, print)
-    assert store.feed.followers == []
-    assert following.is_closed(store) is False
-    store.closed = True
-    assert following.is_closed(store) is True
-
-
-def test_a_store_without_a_feed_is_followed_after_each_append():
+def test_a_store_is_followed_through_its_feed_after_each_append():
     store = open_store()
     seen: list[object] = []
-    following.follow(store, seen.append)
+    store.feed.follow(seen.append)
     store.append("a", "x", {})
-    following.unfollow(store, seen.append)
-    following.unfollow(store, seen.append)  # a second time: nothing to stop
+    store.feed.unfollow(seen.append)
+    store.feed.unfollow(seen.append)  # a second time: nothing to stop
     store.append("a", "x", {})
-    assert len(seen) == 1 and not following.is_closed(store)
+    assert seen == [1] and not store.closed
     store.close()
-    assert following.is_closed(store)
+    assert store.closed

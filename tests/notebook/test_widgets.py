@@ -397,10 +397,10 @@ def test_closing_the_live_tail_stops_its_thread_and_leaves_the_store(
     store: asl.EventStore,
 ) -> None:
     tail = widgets.live_tail(store)
-    assert tail._on_append in store._listeners and tail._thread.is_alive()
+    assert tail._on_append in store._log.listeners and tail._thread.is_alive()
     tail.close()
     assert not tail._thread.is_alive() and not tail.watching
-    assert tail._on_append not in store._listeners
+    assert tail._on_append not in store._log.listeners
     store.append("click", "u1", {})
     tail.poll()  # a read by hand still works; only the watching stopped
     assert tail.shown == [1]

@@ -1,10 +1,9 @@
 """The live tail: a store's newest events, with new ones shown as they are appended.
 
-The tail follows the store (``store.feed.follow``, through
-:mod:`allsource_lab.notebook.following`: a call after every ``append``/``append_batch``,
-outside the store's locks) and does no more there than wake its own thread, which reads
-what is new and redraws at most every ``min_interval_s``: a loop of single appends costs
-each append one ``Event.set()``, not a redraw.
+The tail listens on the store's append hook (``store.feed.follow``, called after every
+``append``/``append_batch``, outside the store's locks) and does no more there than wake
+its own thread, which reads what is new and redraws at most every ``min_interval_s``: a
+loop of single appends costs each append one ``Event.set()``, not a redraw.
 
 A durable subscription (``store.subscribe``) was the other way in, and was rejected: it
 keeps a cursor file under its name in the store's folder, which every tail ever opened
@@ -31,7 +30,6 @@ import traitlets
 
 from allsource_lab.errors import StorageError
 from allsource_lab.events import Event
-from allsource_lab.notebook.following import follow, is_closed, unfollow
 from allsource_lab.notebook.widgets.panel import Panel, event_table, reported, start_thread
 
 if TYPE_CHECKING:
@@ -72,7 +70,7 @@ class LiveTail(Panel):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        if is_closed(store):
+        if store.closed:
             raise StorageError("the store is closed; open it again with asl.open(...)")
         self._store_ref = weakref.ref(store)
         self._min_interval_s = min_interval_s
@@ -102,7 +100,7 @@ class LiveTail(Panel):
         self.observe(self._on_paused, names="paused")
         # Following before the first read: an append in between wakes the thread, which
         # reads after what the first read saw, so nothing falls between the two.
-        follow(store, self._on_append)
+        store.feed.follow(self._on_append)
         self._fill()
         self._thread = start_thread(self._run, "allsource-live-tail")
 
@@ -179,7 +177,7 @@ class LiveTail(Panel):
 
     def _store(self) -> EventStore:
         store = self._store_ref()
-        if store is None or is_closed(store):
+        if store is None or store.closed:
             raise StorageError("the store is closed; open it again and start a new tail")
         return store
 
@@ -230,7 +228,7 @@ class LiveTail(Panel):
 
     def _store_alive(self) -> bool:
         store = self._store_ref()
-        return store is not None and not is_closed(store)
+        return store is not None and not store.closed
 
     def _leave(self, why: str) -> None:
         with self._lock:
@@ -238,7 +236,7 @@ class LiveTail(Panel):
                 return
             store = self._store_ref()
             if store is not None:
-                unfollow(store, self._on_append)
+                store.feed.unfollow(self._on_append)
             self.set_trait("watching", False)
             self._draw()
             self._status.value += f" · {html.escape(why)}"

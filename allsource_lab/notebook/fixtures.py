@@ -1,6 +1,6 @@
 """Example mime bundles of every display kind, for the JupyterLab extension's tests.
 
-``python -m allsource_lab.display.fixtures OUTDIR`` writes one file per fixture
+``python -m allsource_lab.notebook.fixtures OUTDIR`` writes one file per fixture
 (``events.json``, ``state.json``, ..., and variants such as ``events-by-type.json`` or
 ``integrity-bad.json``), each the whole mime bundle ``display.bundle`` returns — the
 ``application/vnd.allsource.v1+json`` document, ``text/html`` and ``text/plain`` (and a
@@ -450,9 +450,9 @@ def dumps(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -> int:
-    """``python -m allsource_lab.display.fixtures OUTDIR``."""
+    """``python -m allsource_lab.notebook.fixtures OUTDIR``."""
     parser = argparse.ArgumentParser(
-        prog="python -m allsource_lab.display.fixtures",
+        prog="python -m allsource_lab.notebook.fixtures",
         description="Write an example mime bundle of every AllSource display kind.",
     )
     parser.add_argument("outdir", help="folder to write <name>.json into (e.g. extension/fixtures)")
