@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-__all__ = ["EVENT_SCHEMA", "Event", "IdGenerator", "us_to_datetime"]
+__all__ = ["EVENT_SCHEMA", "Event", "IdGenerator", "merge_patch", "us_to_datetime"]
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -256,3 +256,27 @@ class IdGenerator:
         out[:, 0] = (np.uint64(self.ms) << np.uint64(16)) | np.uint64(0x7000) | hi
         out[:, 1] = np.uint64(0b10 << 62) | lo
         return out.view(np.uint8).reshape(-1)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``patch`` to ``target`` in place (RFC 7386) and return it.
+
+    How an entity's state is folded from its payloads (``store.state``), and how a
+    display folds the state after each shown event; here, at the ground, so both use it.
+
+    ``patch`` must not be used afterwards: its nested values may be taken over.
+
+    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": None, "b": {"c": None, "e": [1]}})
+    {'b': {'d': 3, 'e': [1]}}
+    >>> merge_patch({"a": {"b": 1}}, {"a": 5})
+    {'a': 5}
+    """
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif type(value) is dict:
+            inner = target.get(key)
+            target[key] = merge_patch(inner if type(inner) is dict else {}, value)
+        else:
+            target[key] = value
+    return target

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import re
@@ -15,8 +14,6 @@ from typing import Any
 import jsonschema
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import allsource_lab as asl
 from allsource_lab import display
@@ -536,29 +533,6 @@ def test_the_documented_kinds_match_the_schema():
     text = (Path(__file__).parent.parent / "docs" / "mimetype.md").read_text()
     for kind in SCHEMA["properties"]["kind"]["enum"]:
         assert f"| `{kind}` |" in text, kind
-
-
-_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=3)
-_PATCHES = st.recursive(
-    _JSON_SCALARS,
-    lambda inner: st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
-    max_leaves=12,
-).filter(lambda value: isinstance(value, dict))
-
-
-@settings(max_examples=300)
-@given(target=_PATCHES, patches=st.lists(_PATCHES, max_size=4))
-def test_row_states_fold_payloads_as_the_store_folds_them(target, patches):
-    # The display keeps its own JSON Merge Patch so that it imports nothing of the query
-    # layer; this holds it to the store's.
-    from allsource_lab._query.state import merge_patch
-    from allsource_lab.display.views import _merge_patch
-
-    ours, theirs = copy.deepcopy(target), copy.deepcopy(target)
-    for patch in patches:
-        _merge_patch(ours, copy.deepcopy(patch))
-        merge_patch(theirs, copy.deepcopy(patch))
-    assert ours == theirs
 
 
 def test_a_subclass_of_a_result_displays_as_its_base(shop):

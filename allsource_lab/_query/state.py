@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from allsource_lab.events import merge_patch
+
 __all__ = [
     "HotStates",
     "Snapshot",
@@ -25,27 +27,6 @@ __all__ = [
     "encode_snapshot",
     "merge_patch",
 ]
-
-
-def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``patch`` to ``target`` in place (RFC 7386) and return it.
-
-    ``patch`` must not be used afterwards: its nested values may be taken over.
-
-    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": None, "b": {"c": None, "e": [1]}})
-    {'b': {'d': 3, 'e': [1]}}
-    >>> merge_patch({"a": {"b": 1}}, {"a": 5})
-    {'a': 5}
-    """
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif type(value) is dict:
-            inner = target.get(key)
-            target[key] = merge_patch(inner if type(inner) is dict else {}, value)
-        else:
-            target[key] = value
-    return target
 
 
 def is_flat(state: dict[str, Any]) -> bool:

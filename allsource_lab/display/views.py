@@ -35,7 +35,7 @@ from allsource_lab.display._document import (
     records_table,
     shown_rows,
 )
-from allsource_lab.events import Event, _iso
+from allsource_lab.events import Event, _iso, merge_patch
 
 # Past this many versions of one entity an events document's row states (and a state
 # document's previous state) are left null: a display must stay quick. Reading and folding
@@ -80,31 +80,9 @@ class _Keywords(View):
 
 
 def _fold(state: dict[str, Any], event: Event) -> None:
-    # Decoded afresh: _merge_patch takes over the patch's values, and Event.payload is the
+    # Decoded afresh: merge_patch takes over the patch's values, and Event.payload is the
     # event's own dict, handed to every caller.
-    _merge_patch(state, orjson.loads(event.payload_json))
-
-
-def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """``patch`` applied to ``target`` in place by JSON Merge Patch (RFC 7386).
-
-    The store's fold is ``allsource_lab._query.state.merge_patch``; this copy keeps the
-    display from importing the query layer, which sits above it (the query layer builds
-    ``EventFrame``s, which import the display), and a test holds the two to the same
-    results. ``patch`` must not be used afterwards.
-
-    >>> _merge_patch({"a": 1, "b": {"c": 2}}, {"a": None, "b": {"d": [3]}})
-    {'b': {'c': 2, 'd': [3]}}
-    """
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif type(value) is dict:
-            inner = target.get(key)
-            target[key] = _merge_patch(inner if type(inner) is dict else {}, value)
-        else:
-            target[key] = value
-    return target
+    merge_patch(state, orjson.loads(event.payload_json))
 
 
 def states_after(
