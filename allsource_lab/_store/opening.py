@@ -110,9 +110,14 @@ def open_registry(
     bodies, problems = storage.load_registry()
     if problems and settings.recovery != "salvage":
         where = re.search(r"^(.*?): .* at byte (\d+)$", problems[0])
+        # A torn final record was never acknowledged: cutting it loses nothing.
+        advice = (
+            'open with recovery="truncate_tail" to cut it (it was never fully written)'
+            if "torn final record" in problems[0]
+            else 'open with recovery="salvage" to skip damaged records (their schemas are lost)'
+        )
         raise CorruptionError(
-            f"the schema registry is damaged ({problems[0]}); open with "
-            'recovery="salvage" to skip damaged records (their schemas are lost)',
+            f"the schema registry is damaged ({problems[0]}); {advice}",
             path=None if where is None else where.group(1),
             offset=None if where is None else int(where.group(2)),
         )
