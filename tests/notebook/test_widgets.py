@@ -14,7 +14,7 @@ import allsource_lab as asl
 from allsource_lab.notebook import widgets
 from allsource_lab.notebook.jsondiff import Change
 from allsource_lab.notebook.widgets.panel import json_block
-from tests.test_replay import Gate
+from tests.features.test_replay import Gate
 
 
 @pytest.fixture

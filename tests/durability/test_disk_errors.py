@@ -1,5 +1,5 @@
 """Injected I/O errors: a full disk is a clear StorageError and passes; a failed fsync stops
-the store until it is reopened. Real files, with ``tests.faultfs.FailingDisk`` making
+the store until it is reopened. Real files, with ``tests.durability.faultfs.FailingDisk`` making
 chosen calls fail."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import allsource_lab as asl
-from tests.faultfs import FailingDisk
+from tests.durability.faultfs import FailingDisk
 
 
 def in_wal(path: str) -> bool:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import allsource_lab as asl
-from tests.test_projections import (
+from tests.features.test_projections import (
     Recorder,
     expected_counts,
     expected_states,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import allsource_lab as asl
-from tests.test_fuzz_inputs import (
+from tests.fuzzing.test_fuzz_inputs import (
     FUZZ,
     SLOW_FUZZ,
     assert_documented,
@@ -23,7 +23,7 @@ from tests.test_fuzz_inputs import (
     nasty_text,
     same,
 )
-from tests.test_fuzz_queries import good_or
+from tests.fuzzing.test_fuzz_queries import good_or
 
 # -- schemas ------------------------------------------------------------------------------------
 

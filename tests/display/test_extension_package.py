@@ -14,7 +14,7 @@ import pytest
 
 import allsource_lab
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EXTENSION = ROOT / "extension"
 BUILT = Path(allsource_lab.__file__).parent / "labextension"
 NAME = "allsource-lab-extension"

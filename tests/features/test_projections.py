@@ -321,7 +321,10 @@ def test_after_kill_9_projections_resume_exactly(tmp_path, delay):
     assert counter.state() == expected_counts(store)
     assert snaps.state() == expected_states(store)
     assert store.verify().ok
-    assert not [p for p in store.recovery_problems if "projection" in p]  # restored, not rebuilt
+    # Restored, not rebuilt. (The test's folder name holds "projections": a torn WAL file
+    # header, which a kill mid-rotation leaves, names that folder without being about them.)
+    problems = [p.replace(str(path), "<store>") for p in store.recovery_problems]
+    assert not [p for p in problems if "projection" in p]
     store.close()
 
 

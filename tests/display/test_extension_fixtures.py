@@ -15,7 +15,7 @@ from allsource_lab.display import MIMETYPE
 from allsource_lab.display.render import render_html, render_text
 from allsource_lab.notebook import fixtures as display_fixtures
 
-COMMITTED = Path(__file__).parent.parent / "extension" / "fixtures"
+COMMITTED = Path(__file__).parent.parent.parent / "extension" / "fixtures"
 REGENERATE = "run `python -m allsource_lab.notebook.fixtures extension/fixtures`"
 SCHEMA = json.loads(resources.files("allsource_lab.display").joinpath("schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

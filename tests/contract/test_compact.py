@@ -14,7 +14,7 @@ import pytest
 
 import allsource_lab as asl
 from tests.conftest import open_after_crash
-from tests.test_projections import history
+from tests.features.test_projections import history
 
 
 def answers(store: asl.EventStore) -> dict[str, object]:

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import allsource_lab as asl
-from tests.test_fuzz_inputs import (
+from tests.fuzzing.test_fuzz_inputs import (
     FUZZ,
     SLOW_FUZZ,
     assert_documented,

@@ -19,8 +19,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from allsource_lab import display
 from allsource_lab.notebook import AllSourceMagics, load_ipython_extension, unload_ipython_extension
-from tests.test_fuzz_inputs import FUZZ, SLOW_FUZZ, fingerprint, nasty_text, same
-from tests.test_fuzz_queries import HOSTILE
+from tests.fuzzing.test_fuzz_inputs import FUZZ, SLOW_FUZZ, fingerprint, nasty_text, same
+from tests.fuzzing.test_fuzz_queries import HOSTILE
 
 # Subcommands that neither open nor close the store nor start a widget.
 SUBCOMMANDS = [

@@ -530,7 +530,7 @@ def test_display_imports_no_notebook_machinery():
 
 
 def test_the_documented_kinds_match_the_schema():
-    text = (Path(__file__).parent.parent / "docs" / "mimetype.md").read_text()
+    text = (Path(__file__).parent.parent.parent / "docs" / "mimetype.md").read_text()
     for kind in SCHEMA["properties"]["kind"]["enum"]:
         assert f"| `{kind}` |" in text, kind
 
