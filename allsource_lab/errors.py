@@ -177,3 +177,19 @@ class _DiskFull(StorageError):
             "Acknowledged events are safe: those not yet on disk are kept in memory and "
             "written first once space is freed (the next write or store.flush() tries again)"
         )
+
+
+# -- signals of the faces (the CLI, the magics), raised and caught there ------------------
+
+
+class CommandError(Exception):
+    """A user mistake the ``allsource`` CLI reports in one line; ``code`` is the exit code
+    (1 by default; 2 for a usage mistake)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class HelpShown(Exception):
+    """A magic's ``--help`` was asked for and printed; the magic returns nothing."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from allsource_lab.cli.output import ProgressBar, json_text, print_json, write_rows
+from allsource_lab.errors import CommandError
 
 if TYPE_CHECKING:
     from allsource_lab.store import EventStore
@@ -29,14 +30,6 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class CommandError(Exception):
-    """A user mistake the CLI reports in one line; ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 # -- opening stores ------------------------------------------------------------------------

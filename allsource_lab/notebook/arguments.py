@@ -27,6 +27,7 @@ import orjson
 from IPython.core.error import UsageError
 
 from allsource_lab.display import iso, json_value
+from allsource_lab.errors import HelpShown
 
 __all__ = ["HelpShown", "MagicArgumentParser", "Token", "expand", "split_line"]
 
@@ -178,10 +179,6 @@ def output_name(text: str) -> str:
 def bound(text: str) -> int | str:
     """A replay bound: digits are a sequence, anything else a time (argparse type)."""
     return int(text) if text.isdigit() else text
-
-
-class HelpShown(Exception):
-    """``--help`` was asked for and printed; the magic returns nothing."""
 
 
 class MagicArgumentParser(argparse.ArgumentParser):
