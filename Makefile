@@ -34,9 +34,14 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # when given no path.
 DEMO := $(CURDIR)/demo.events
 
+# LAB_ARGS go to `jupyter lab` as they are: headless and remote machines need
+# `make lab LAB_ARGS="--no-browser --port 8899 --ip 0.0.0.0"`.
+LAB_ARGS ?=
+
 lab: $(STAMP)
 	@test -d $(DEMO) || $(BIN)/allsource demo $(DEMO)
-	ALLSOURCE_DEFAULT_STORE=$(DEMO) $(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
+	ALLSOURCE_DEFAULT_STORE=$(DEMO) $(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) \
+		notebooks/01-quickstart.ipynb
 
 # Node.js (20) is needed for the extension's jest tests and builds, never by Python.
 NPM_CHECK = @command -v npm >/dev/null 2>&1 || { \
@@ -72,6 +77,9 @@ test-slow: $(STAMP)
 
 # The browser test: a real JupyterLab with the extension, driven by Playwright in the
 # system's Chromium (Playwright's own browser download is skipped: CI has no route to it).
+# One JupyterLab serves every spec: the timeline, and each example notebook run with
+# Run All and checked for errors, drawn results, charts, widgets that answer a click and
+# a drag, and the dark theme. Screenshots land in ui-tests/test-results/.
 UI_STAMP := ui-tests/node_modules/.npm-ci-stamp
 $(UI_STAMP): ui-tests/package-lock.json
 	$(NPM_CHECK)

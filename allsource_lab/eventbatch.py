@@ -8,13 +8,13 @@ are read through the :class:`~allsource_lab.eventframe.RowSource` only when aske
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from allsource_lab.eventframe import RowSource, events_from_table
+from allsource_lab.eventframe import RowSource, events_from_table, pandas_frame
 from allsource_lab.events import Event
 
 if TYPE_CHECKING:
@@ -77,10 +77,31 @@ class EventBatch:
             self._table = self._source.rows(self.positions)
         return self._table
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The batch as a DataFrame; payloads and metadata stay JSON text."""
-        frame: pd.DataFrame = self.to_arrow().to_pandas()
-        return frame
+    def to_pandas(
+        self, *, json: str = "objects", expand: str | Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The batch as a DataFrame, as ``EventFrame.to_pandas`` gives it.
+
+        Payloads and metadata are dicts (``json="text"``: the JSON text as stored);
+        ``expand="payload"`` spreads payload fields into ``payload.<field>`` columns (see
+        :func:`~allsource_lab.eventframe.pandas_frame`). Payloads come out upcast when
+        upcasters are registered.
+
+        Raises:
+            InvalidArgument: ``json`` is not ``"objects"``/``"text"``, or ``expand`` names
+                something other than ``"payload"`` and ``"metadata"``.
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append_batch([{"event_type": "a", "entity_id": "x", "payload": {"n": 1}},
+        ...                         {"event_type": "b", "entity_id": "x", "payload": {}}])
+        >>> batch = store.feed.batch(0)
+        >>> batch.to_pandas()["payload"].tolist()
+        [{'n': 1}, {}]
+        >>> batch.to_pandas(expand="payload")["payload.n"].isna().tolist()
+        [False, True]
+        """
+        return pandas_frame(self.to_arrow(), json=json, expand=expand)
 
     def column(self, name: str) -> pa.ChunkedArray:
         """One column (by an event's column names), without building the others."""

@@ -214,6 +214,7 @@ class EventStore:
         data: Any,
         expected_versions: Mapping[str, int] | None = None,
         on_invalid: str = "raise",
+        idempotency: str | None = None,
     ) -> BatchResult:
         """Append many events atomically: all of them are written, or none.
 
@@ -228,8 +229,21 @@ class EventStore:
         ``"return"`` writes them too and returns the rejected ones with reasons
         (``BatchResult.rejected_rows``).
 
+        A row whose ``event_id`` is already stored with the same content is a retry: it is
+        not written again and is counted in ``BatchResult.duplicates``. By default rows
+        without an ``event_id`` get new ids, so the same rows sent twice are stored twice.
+        ``idempotency="content"`` instead derives each such row's id from its content
+        (event type, entity, payload and metadata as JSON text, and event time), so
+        running the same batch again writes nothing new. Identical rows in one batch
+        stay distinct events (the k-th copy gets an id of its own): a batch holding a row
+        twice stores it twice, once, however often it is re-run. The derived ids are
+        UUID version 8, not 7: the same row must give the same id at any time, so their
+        order is not time order (sort by ``sequence`` or ``timestamp``).
+
         Raises:
-            InvalidEvent: naming the first bad row and field; nothing was written.
+            InvalidEvent: naming the first bad row and field; nothing was written. Also
+                when a row's ``event_id`` is stored with other content.
+            InvalidArgument: ``idempotency`` is neither None nor ``"content"``.
             ConcurrencyError: an expected version did not match; nothing was written.
             SchemaViolation: a payload fails its schema (``on_invalid="raise"``).
 
@@ -241,8 +255,13 @@ class EventStore:
         ... ])
         >>> (res.first_sequence, res.last_sequence, res.count)
         (1, 2, 2)
+        >>> rows = [{"event_type": "c", "entity_id": "y", "payload": {"n": 3}}]
+        >>> first = store.append_batch(rows, idempotency="content")
+        >>> again = store.append_batch(rows, idempotency="content")
+        >>> (first.count, again.count, again.duplicates)
+        (1, 0, 1)
         """
-        return self._batches.append_batch(data, expected_versions, on_invalid)
+        return self._batches.append_batch(data, expected_versions, on_invalid, idempotency)
 
     def flush(self) -> None:
         """Write and fsync everything appended so far.
@@ -511,7 +530,11 @@ class EventStore:
     # -- SQL -----------------------------------------------------------------------------
 
     def sql(self, query: str, params: Any = None) -> Any:
-        """A DuckDB relation for ``query`` over the view ``events`` (every event, §1 columns).
+        """A DuckDB relation for ``query`` over the views ``events`` and ``log``.
+
+        Both hold every event with the columns of docs/format.md: ``events`` in storage
+        order (fastest to aggregate), ``log`` the same rows in sequence order
+        (``select * from log limit 10`` is the head of the log).
 
         The view covers sealed segments and the unsealed tail, so an event appended a line
         earlier is visible. ``payload`` and ``metadata`` are DuckDB JSON

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from allsource_lab._ingest import inputs
+from allsource_lab._ingest import inputs, row_ids
 from allsource_lab._kernels import versions as version_kernels
 from allsource_lab._storage.arrowbuf import string_buffers
 from allsource_lab._storage.records import ColumnBatch, encode_batch, to_record_batch
@@ -24,7 +24,7 @@ from allsource_lab._store.entities import EntityTable
 from allsource_lab._store.event_ids import EventIds
 from allsource_lab._store.log import EventLog
 from allsource_lab._store.validation import validate_batch
-from allsource_lab.errors import InvalidEvent
+from allsource_lab.errors import InvalidArgument, InvalidEvent
 
 __all__ = ["BatchAppender", "BatchResult"]
 
@@ -65,6 +65,7 @@ class BatchAppender:
         data: Any,
         expected_versions: Mapping[str, int] | None = None,
         on_invalid: str = "raise",
+        idempotency: str | None = None,
     ) -> BatchResult:
         """Append many events atomically (see ``EventStore.append_batch``)."""
         log = self.log
@@ -73,7 +74,15 @@ class BatchAppender:
                 f"on_invalid must be 'raise', 'skip' or 'return', not {on_invalid!r}",
                 field="on_invalid",
             )
+        if idempotency not in row_ids.IDEMPOTENCY_MODES:
+            raise InvalidArgument(
+                f"idempotency must be None or 'content', not {idempotency!r}; 'content' "
+                "derives each row's event_id from its content so a re-run is not stored twice"
+            )
         batch = inputs.normalize_batch(data, log.settings)
+        if idempotency == "content":
+            # Before validation, so that on_invalid="skip" keeps each row's own id.
+            batch = row_ids.with_content_ids(batch)
         rejected: Any = None
         n_rejected = 0
         if log.schemas_active:

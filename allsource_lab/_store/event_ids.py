@@ -77,4 +77,16 @@ class EventIds:
 
     def split_batch(self, batch: inputs.BatchInput) -> tuple[inputs.BatchInput | None, np.ndarray]:
         """(the rows whose ids are new, or None; sequences of the exact retries)."""
-        return retries.split_batch(batch, lambda ids: self.index().lookup_many(ids), self._event_at)
+        return retries.split_batch(
+            batch, lambda ids: self.index().lookup_many(ids), self._event_at, self.rows_at
+        )
+
+    def rows_at(self, sequences: np.ndarray) -> pa.Table:
+        """The stored rows at these sequences (each one stored), in their order."""
+        wanted = pa.array(np.unique(sequences))
+        parts = []
+        for table in self._tables_after(int(wanted[0].as_py()) - 1):
+            parts.append(table.filter(pc.is_in(table.column("sequence"), wanted)))
+        found = pa.concat_tables(parts).sort_by("sequence")
+        at = np.searchsorted(found.column("sequence").to_numpy(), sequences)
+        return found.take(pa.array(at, pa.int64()))

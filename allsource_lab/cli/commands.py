@@ -138,8 +138,9 @@ def _demo_hints(store: EventStore, dataset: str) -> list[str]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from allsource_lab._ingest import id_columns, row_ids
     from allsource_lab.datasets import load_table
-    from allsource_lab.datasets.files import file_events
+    from allsource_lab.datasets.files import FILE_FORMATS, file_events
 
     source = Path(args.source)
     if not source.is_file():
@@ -147,20 +148,27 @@ def _ingest(args: argparse.Namespace) -> int:
     cols = None
     if args.payload_cols is not None:
         cols = [c.strip() for c in args.payload_cols.split(",") if c.strip()]
-    table = file_events(
-        source,
-        format=args.format,
-        type_col=args.type_col,
-        event_type=args.event_type,
-        entity_col=args.entity_col,
-        time_col=args.time_col,
-        payload_cols=cols,
-        timezone=args.timezone,
-    )
+    mapping: dict[str, Any] = {
+        "type_col": args.type_col,
+        "event_type": args.event_type,
+        "entity_col": args.entity_col,
+        "time_col": args.time_col,
+        "payload_cols": cols,
+        "timezone": args.timezone,
+    }
+    if args.id_col is None:
+        table = file_events(source, format=args.format, **mapping)
+    else:
+        fmt = args.format or FILE_FORMATS.get(source.suffix.lower())
+        table = id_columns.read_with_ids(str(source), fmt, args.id_col, mapping, file_events)
     if table.num_rows == 0:
         raise CommandError(f"{source} has no rows; nothing to ingest")
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with _write(args.path, create=True) as store:
+        # Ids derived from each row's content (unless --id-col or an event_id column gives
+        # them), settled and every row checked before the first batch: running the command
+        # again stores nothing twice, and a bad row leaves the store as it was.
+        table = row_ids.with_table_ids(table, store.settings)
         first = store.stats()["last_sequence"] + 1
         count = load_table(store, table, batch_size=args.batch_size, progress=bar)
         last = store.stats()["last_sequence"]

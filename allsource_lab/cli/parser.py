@@ -155,6 +155,12 @@ def _ingest(sub: argparse.ArgumentParser) -> None:
         help="zone of times written without one (e.g. UTC)",
     )
     sub.add_argument(
+        "--id-col",
+        metavar="COL",
+        help="column of event ids (UUIDs); default: an id derived from each row, so "
+        "running the command again stores nothing twice",
+    )
+    sub.add_argument(
         "--batch-size",
         type=positive,
         default=100_000,
@@ -210,7 +216,7 @@ def _nothing_more(sub: argparse.ArgumentParser) -> None:
 SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
     ("demo", "build a demo store from a generated shop (or the NYC flights)", _demo),
     ("ingest", "append the rows of a CSV, JSON lines or Parquet file", _ingest),
-    ("sql", "run a DuckDB query over the view 'events'", _sql),
+    ("sql", "run a DuckDB query over the views 'events' and 'log' (sequence order)", _sql),
     ("events", "list events, oldest first", _events),
     ("state", "an entity's state (its payloads merged), as JSON", _state),
     ("stats", "counts and facts about the store", _as_json),

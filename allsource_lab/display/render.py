@@ -16,6 +16,7 @@ integrity NOT OK: 1 problem in 3 files
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ import orjson
 
 from allsource_lab.errors import InvalidArgument
 
-__all__ = ["Layout", "render_html", "render_text"]
+__all__ = ["SEE_ALL", "Layout", "render_html", "render_text"]
 
 _TEXT_CELL_CHARS = 60  # widest a plain-text cell is printed before it is cut with "…"
 _HTML_SUMMARY_CHARS = 80  # longest JSON an HTML cell shows before collapsing it
@@ -89,9 +90,35 @@ def _events(doc: dict[str, Any]) -> Layout:
     where = _filters(doc["query"])
     title = _count(doc["table"]["total"], "event") + (f" ({where})" if where else "")
     cursor = doc["next_cursor"]
-    fields = [] if cursor is None else [("next page", f"after={cursor}")]
+    fields = [] if cursor is None else [("next page", _next_page(doc["query"], cursor))]
     show = ("sequence", "timestamp", "event_type", "entity_id", "version", "payload")
     return Layout(title, fields, table=doc["table"], show=show, noun="events")
+
+
+# The events subcommand's option for each member of an events document's query.
+_EVENTS_OPTIONS = {
+    "entity_id": "--entity",
+    "event_type": "--type",
+    "since": "--since",
+    "until": "--until",
+    "as_of": "--as-of",
+    "known_at": "--known-at",
+    "limit": "--limit",
+}
+
+
+def _next_page(query: Mapping[str, Any], cursor: int) -> str:
+    """The cursor, and the magic line that reads the page after it (the same filters).
+
+    >>> _next_page({"event_type": "order.placed", "after": 7, "limit": 200}, 57)
+    'after=57: %allsource events --type order.placed --limit 200 --after 57'
+    """
+    options = [
+        f"{_EVENTS_OPTIONS[k]} {shlex.quote(str(v))}"
+        for k, v in query.items()
+        if k in _EVENTS_OPTIONS
+    ]
+    return f"after={cursor}: " + " ".join(["%allsource events", *options, f"--after {cursor}"])
 
 
 def _state(doc: dict[str, Any]) -> Layout:
@@ -190,7 +217,8 @@ def _ingest(doc: dict[str, Any]) -> Layout:
     if doc["appended"]:
         title += f" (sequences {doc['first_sequence']:,}-{doc['last_sequence']:,})"
     dupes = doc["duplicates"]
-    fields = [("duplicates", f"{dupes:,} already stored (same event_id)")] if dupes else []
+    # A re-run of the same cell is the common case: say it in the words a person uses.
+    fields = [("re-run", f"{dupes:,} already present, {doc['appended']:,} new")] if dupes else []
     return Layout(title, fields)
 
 
@@ -268,8 +296,19 @@ def _picked(layout: Layout) -> list[int]:
     return [names.index(n) for n in layout.show if n in names]
 
 
+# What a cut table adds to its footer: the rows left out are in the result, and these
+# show them (as JupySQL's displaylimit message does). Every table a document holds is cut
+# only by the display limit; a query's own limit is the events' "next page".
+SEE_ALL = (
+    "the result holds every row: -o NAME binds it, "
+    "%config AllSourceMagics.displaylimit = 0 shows all (N: the first N)"
+)
+
+
 def _footer(table: dict[str, Any], noun: str) -> str:
-    return f"showing {len(table['rows']):,} of {table['total']:,} {noun}"
+    shown, total = len(table["rows"]), table["total"]
+    footer = f"showing {shown:,} of {total:,} {noun}"
+    return footer if shown >= total else f"{footer}; {SEE_ALL}"
 
 
 def _numeric(column: Mapping[str, Any]) -> bool:

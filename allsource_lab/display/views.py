@@ -210,7 +210,7 @@ class EventsView(View):
                     query[name] = _iso(getattr(q, name))
             if q.reverse:
                 query["reverse"] = True
-            cursor = events.next_cursor
+            cursor = _continue_after(shown, total, q.reverse, events)
             if source is None:
                 # A frame's row source is the store that made it (store.events).
                 source = events.source
@@ -223,6 +223,24 @@ class EventsView(View):
         else:
             states = [None] * len(shown)
         return {"query": query, "next_cursor": cursor, "table": table, "states": states}
+
+
+def _continue_after(
+    shown: Sequence[Event], total: int, reverse: bool, frame: EventFrameLike
+) -> int | None:
+    """The ``after=`` cursor that continues right after the rows shown, or None.
+
+    When the display cut the rows, the next page starts after the last row shown, not
+    after the frame's last row: that would skip every row between (issue 18). When the
+    display shows the whole frame, the frame's own ``next_cursor`` says whether its
+    ``limit`` cut the result. ``after`` is a lower bound, so a reverse read (newest
+    first) has no cursor that continues it: None, and the footer says how to see more.
+    """
+    if reverse:
+        return None
+    if len(shown) < total:
+        return shown[-1].sequence if shown else None
+    return frame.next_cursor
 
 
 @dataclass(eq=False)
@@ -289,6 +307,9 @@ class TableView(View):
         return {"query": self.query, "title": self.title, "table": table}
 
 
+VEGA_LITE_V5_MIMETYPE = "application/vnd.vegalite.v5+json"
+
+
 def vegalite_mimetype(spec: Mapping[str, Any]) -> str:
     """The Jupyter mimetype of a Vega-Lite spec, from its ``$schema`` (default v5).
 
@@ -305,12 +326,14 @@ def vegalite_mimetype(spec: Mapping[str, Any]) -> str:
 @dataclass(eq=False)
 class WindowView(View):
     """The DataFrame of ``store.window``, the arguments that made it (``spec``: unset
-    ones are left out) and, optionally, a Vega-Lite ``chart`` of it (also offered as
-    its own mimetype). ``-o`` binds the DataFrame."""
+    ones are left out) and, optionally, a ``chart`` of it: a Vega-Lite spec, or a chart
+    object with ``to_dict()`` (an Altair chart). The document carries the spec, and the
+    bundle offers it under its Vega-Lite mimetype (a chart object's under v5's).
+    ``-o`` binds the DataFrame."""
 
     frame: Any
     spec: Mapping[str, Any] = field(default_factory=dict)
-    chart: Mapping[str, Any] | None = None
+    chart: Any = None
     store: StoreInfo | None = None
     kind: ClassVar[str] = "window"
 
@@ -322,13 +345,25 @@ class WindowView(View):
         }
         doc = {"spec": spec, "table": frame_table(self.frame, limit).document()}
         if self.chart is not None:
-            doc["chart"] = dict(self.chart)
+            doc["chart"] = _chart_spec(self.chart)
         return doc
 
     def extra_bundle(self) -> dict[str, Any]:
         if self.chart is None:
             return {}
-        return {vegalite_mimetype(self.chart): json_value(self.chart)}
+        if isinstance(self.chart, Mapping):
+            return {vegalite_mimetype(self.chart): json_value(self.chart)}
+        # A chart object's spec (Altair 6 writes Vega-Lite 6) goes under the v5 mimetype:
+        # the newest JupyterLab 4 and VS Code draw, and their Vega-Lite 5 compiles it.
+        return {VEGA_LITE_V5_MIMETYPE: _chart_spec(self.chart)}
+
+
+def _chart_spec(chart: Any) -> dict[str, Any]:
+    """A chart's Vega-Lite spec: the mapping itself, or a chart object's ``to_dict()``."""
+    spec: dict[str, Any] = json_value(
+        dict(chart) if isinstance(chart, Mapping) else chart.to_dict()
+    )
+    return spec
 
 
 @dataclass(eq=False)

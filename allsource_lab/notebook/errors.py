@@ -24,12 +24,14 @@ from allsource_lab.errors import (
     StoreLocked,
 )
 
-__all__ = ["expected", "one_line", "usage_error"]
+__all__ = ["LIST_ENTITIES", "expected", "one_line", "usage_error"]
 
 # What to do next. Looked up by the error's class and its bases in order, so the most
 # specific wins. The store's messages often end in a next step already ("...; open with
 # recovery='salvage'"): those in _IF_UNSAID are added only to a message that has none
 # (no "; "), the others always — a refused batch must always say nothing was written.
+# The SQL that lists some entity ids; the hints of a name not found point to it.
+LIST_ENTITIES = "select distinct entity_id from events limit 20"
 _ALWAYS: dict[type[BaseException], str] = {
     InvalidEvent: "nothing was written; fix the input and run again",
     SchemaViolation: (
@@ -48,8 +50,14 @@ _IF_UNSAID: dict[type[BaseException], str] = {
         "opens the store skipping damaged records"
     ),
     StorageError: "check the disk (space, permissions), then open the store again",
-    NotFound: "check the name; %allsource stats and %allsource schema list show what is stored",
+    NotFound: (
+        f"check the name; list entity ids with %allsource sql {LIST_ENTITIES}, "
+        "event types with %allsource sql select distinct event_type from events, "
+        "schemas with %allsource schema list"
+    ),
 }
+# What only a write may say: a read that fails wrote nothing to begin with.
+_WRITE_WORDS = "nothing was written; "
 # The store speaks Python; in a magic the same advice is an option or a subcommand.
 _NOTEBOOK_WORDS = (
     ("recovery='salvage'", "--recovery salvage"),
@@ -60,6 +68,15 @@ _NOTEBOOK_WORDS = (
     ("read_only=True", "--read-only"),
     ("asl.open(...)", "%allsource open PATH"),
     ("schemas.subjects()", "%allsource schema list"),
+    # The store names a zone as Python would; ingest's own path may already have turned
+    # the first half into an option.
+    ("timezone 'UTC' or 'America/New_York'", "--timezone UTC or --timezone America/New_York"),
+    ("--timezone UTC or 'America/New_York'", "--timezone UTC or --timezone America/New_York"),
+    (
+        "give an IANA name such as 'UTC' or 'Europe/Paris', or an offset such as '+01:00'",
+        "give an IANA name or an offset, e.g. --timezone UTC, --timezone Europe/Paris or "
+        "--timezone +01:00",
+    ),
 )
 
 
@@ -96,13 +113,19 @@ def one_line(text: str) -> str:
     return " ".join(kept)
 
 
-def usage_error(exc: BaseException) -> UsageError:
+def usage_error(exc: BaseException, writes: bool = True) -> UsageError:
     """The ``UsageError`` that shows ``exc`` in one line, with what to do next.
 
+    ``writes``: the refused command was one that writes (``append``, ``ingest``, ...);
+    only then does the line say that nothing was written — for a read it would suggest
+    the read could have written something.
+
     >>> str(usage_error(NotFound("no entity 'order-9' in the store")))
-    "NotFound: no entity 'order-9' in the store — check the name; %allsource stats and %allsource schema list show what is stored"
+    "NotFound: no entity 'order-9' in the store — check the name; list entity ids with %allsource sql select distinct entity_id from events limit 20, event types with %allsource sql select distinct event_type from events, schemas with %allsource schema list"
     >>> str(usage_error(StorageError("opened with read_only=True; open it for writing")))
     'StorageError: opened with --read-only; open it again without --read-only'
+    >>> str(usage_error(InvalidEvent("as_of is not an ISO-8601 time: 'yesterday'"), writes=False))
+    "InvalidEvent: as_of is not an ISO-8601 time: 'yesterday' — fix the input and run again"
     """  # noqa: E501
     message = one_line(str(exc))
     for python, magic in _NOTEBOOK_WORDS:
@@ -114,7 +137,10 @@ def usage_error(exc: BaseException) -> UsageError:
         message += " — SQL runs in DuckDB over the view events (one row per event)"
     for cls in type(exc).__mro__:
         if cls in _ALWAYS or (cls in _IF_UNSAID and "; " not in message):
-            message = f"{message} — {_ALWAYS.get(cls) or _IF_UNSAID[cls]}"
+            advice = _ALWAYS.get(cls) or _IF_UNSAID[cls]
+            if not writes:
+                advice = advice.removeprefix(_WRITE_WORDS)
+            message = f"{message} — {advice}"
             break
         if cls in _IF_UNSAID:
             break

@@ -218,9 +218,9 @@ def _without(out: dict[str, Any], member: str) -> dict[str, Any]:
     return {**out, MIMETYPE: doc}
 
 
-def _chart(frame: Any) -> dict[str, Any]:
-    # The notebook layer draws the charts the window magic shows; imported here only, so
-    # the rest of this module stays below the notebook layer.
+def _chart(frame: Any) -> Any:
+    # A window document may carry a chart (the extension still renders one): the Altair
+    # chart the magic draws, whose spec the view offers under the Vega-Lite v5 mimetype.
     from allsource_lab.notebook.charts import window_chart
 
     return window_chart(frame)

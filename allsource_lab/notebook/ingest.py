@@ -4,8 +4,16 @@ A file (CSV, JSON lines, Parquet) is read by :func:`allsource_lab.datasets.file_
 a DataFrame or pyarrow Table is mapped the same way here: the type and entity come from
 named columns (or one type for every row), the event time from an optional column, the
 payload from a ``payload`` column or from the other columns, and ``event_id`` and
-``metadata`` columns are kept (so ingesting twice is idempotent). Rows are appended in
-atomic batches; inputs of ``progress_rows`` rows or more show a progress bar.
+``metadata`` columns are kept. Rows are appended in atomic batches; inputs of
+``progress_rows`` rows or more show a progress bar.
+
+Ingesting is idempotent, because notebook cells get re-run: every row has an event id
+before anything is written, from ``--id-col`` (or an ``event_id`` column), else derived
+from the row's content and how many identical rows come before it in the source
+(:mod:`allsource_lab._ingest.row_ids`). The store does not write an id it already holds
+with the same content again, so a re-run stores nothing new and a grown or edited file
+stores only its new rows. (Not from the file's hash and the row number: one changed row
+would then give every row a new id, and the file would be stored twice.)
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import argparse
 import datetime as dt
 import math
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,18 +30,20 @@ import orjson
 import pyarrow as pa
 from IPython.core.error import UsageError
 
+from allsource_lab._ingest import id_columns, row_ids
 from allsource_lab.display import iso
 from allsource_lab.display.views import IngestView, ProgressView
 from allsource_lab.errors import InvalidArgument, InvalidEvent, StorageError
 from allsource_lab.notebook.session import Context, Outcome
+from allsource_lab.settings import Settings
 
-__all__ = ["frame_events", "ingest"]
+__all__ = ["frame_events", "ingest", "with_event_ids"]
 
 _PASSED_THROUGH = ("metadata", "event_id")
 
 
 def ingest(ctx: Context, args: argparse.Namespace) -> Outcome:
-    """``ingest SOURCE [--type COL | --event-type TYPE] [--entity COL] [--time COL] ...``."""
+    """``ingest SOURCE [--type-col COL | --event-type TYPE] [--entity-col COL] [--id-col COL]``."""
     from allsource_lab.datasets import load_table
 
     store = ctx.store()
@@ -49,15 +60,19 @@ def ingest(ctx: Context, args: argparse.Namespace) -> Outcome:
         "payload_cols": columns,
         "timezone": args.timezone,
     }
+    id_col = args.id_col
     source = ctx.namespace.get(args.source) if args.source.isidentifier() else None
     if _is_frame(source):
         if args.format is not None:
             raise UsageError(f"--format is for files; {args.source} is a {type(source).__name__}")
-        table = frame_events(source, **mapping)
+        table = frame_events(source, **mapping, id_col=id_col)
     else:
-        table = _file_table(args.source, args.format, mapping)
+        table = _file_table(args.source, args.format, mapping, id_col)
     if table.num_rows == 0:
         raise UsageError(f"{args.source} has no rows; nothing to ingest")
+    # Every id is settled (and every row checked) before the first batch is written, so
+    # a bad row leaves the store as it was rather than half-ingested.
+    table = with_event_ids(table, store.settings, id_col)
     first = store.stats()["last_sequence"] + 1
     progress = None
     if not args.quiet and table.num_rows >= ctx.options.progress_rows:
@@ -82,8 +97,32 @@ def _is_frame(value: Any) -> bool:
     return isinstance(value, pd.DataFrame | pa.Table | pa.RecordBatch)
 
 
-def _file_table(path: str, fmt: str | None, mapping: dict[str, Any]) -> pa.Table:
+def with_event_ids(table: pa.Table, settings: Settings, id_col: str | None = None) -> pa.Table:
+    """``table`` with an ``event_id`` in every row: its own (checked), else derived.
+
+    With ``id_col`` (the source column the ``event_id`` column was read from) every row
+    must bring its id; without, rows that have none get one derived from their content.
+
+    Raises:
+        InvalidEvent: a bad row (named), or an id that is not a UUID (or missing, with
+            ``id_col``).
+
+    >>> from allsource_lab.settings import Settings
+    >>> t = pa.table({"event_type": ["a"], "entity_id": ["x"], "payload": ["{}"]})
+    >>> with_event_ids(t, Settings()).column("event_id").type
+    FixedSizeBinaryType(fixed_size_binary[16])
+    """
+    if id_col is not None:
+        ids = id_columns.id_column(table.column("event_id"), id_col)
+        table = table.set_column(table.column_names.index("event_id"), "event_id", ids)
+    return row_ids.with_table_ids(table, settings)
+
+
+def _file_table(
+    path: str, fmt: str | None, mapping: dict[str, Any], id_col: str | None = None
+) -> pa.Table:
     from allsource_lab.datasets import file_events
+    from allsource_lab.datasets.files import FILE_FORMATS
 
     if not os.path.isfile(path):
         what = "variable or file" if path.isidentifier() else "file"
@@ -93,7 +132,10 @@ def _file_table(path: str, fmt: str | None, mapping: dict[str, Any]) -> pa.Table
         )
     name = os.path.basename(path)
     try:
-        return file_events(path, format=fmt, **mapping)
+        if id_col is None:
+            return file_events(path, format=fmt, **mapping)
+        fmt = fmt or FILE_FORMATS.get(os.path.splitext(path)[1].lower())
+        return id_columns.read_with_ids(path, fmt, id_col, mapping, file_events)
     except OSError as exc:  # e.g. no permission to read it, or it went since the check above
         reason = exc.strerror or str(exc)
         raise StorageError(
@@ -150,9 +192,11 @@ def frame_events(
     time_col: str | None = None,
     payload_cols: Sequence[str] | None = None,
     timezone: str | None = None,
+    id_col: str | None = None,
 ) -> pa.Table:
     """A table ``store.append_batch`` takes, one event per row of a DataFrame (or Arrow
     table), mapped as :func:`allsource_lab.datasets.file_events` maps a file's rows.
+    ``id_col`` names a column of event ids, kept out of the payload.
 
     Raises:
         InvalidEvent: a named column is missing, or times without a zone.
@@ -178,6 +222,9 @@ def frame_events(
         return frame[column]
 
     used = {entity_col, *_PASSED_THROUGH}
+    if id_col is not None:
+        need(id_col, "check the --id-col name")
+        used.add(id_col)
     out: dict[str, Any] = {}
     if event_type is not None:
         out["event_type"] = pa.array([event_type] * len(frame), pa.string())
@@ -199,9 +246,11 @@ def frame_events(
         records = frame[list(picked)].to_dict("records") if picked else [{}] * len(frame)
         out["payload"] = pa.array([_dumps(r) for r in records], pa.string())
     for name in _PASSED_THROUGH:
-        if name in names:
+        if name in names and not (name == "event_id" and id_col is not None):
             values = frame[name].tolist()
             out[name] = [None if _missing(v) else _json_text(v) for v in values]
+    if id_col is not None:
+        out["event_id"] = pa.array([_id_text(v) for v in frame[id_col].tolist()], pa.string())
     return pa.table(out)
 
 
@@ -209,6 +258,15 @@ def _texts(series: Any) -> pa.Array:
     """A column as strings (ids read as numbers become their text)."""
     values = series.tolist()
     return pa.array([None if _missing(v) else str(v) for v in values], pa.string())
+
+
+def _id_text(value: Any) -> str | None:
+    """An ``--id-col`` cell as text for :func:`row_ids.id_column` to parse (and name)."""
+    if _missing(value):
+        return None
+    if isinstance(value, bytes) and len(value) == 16:
+        return str(uuid.UUID(bytes=value))
+    return str(value)
 
 
 def _missing(value: Any) -> bool:

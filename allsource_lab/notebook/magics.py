@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -29,6 +30,7 @@ from allsource_lab.notebook.arguments import (
     expand,
     split_line,
 )
+from allsource_lab.notebook.commands import DEFAULT_STORE_VARIABLE
 from allsource_lab.notebook.errors import expected, usage_error
 from allsource_lab.notebook.parsers import PROG
 from allsource_lab.notebook.registry import SUBCOMMANDS, Subcommand
@@ -43,8 +45,20 @@ _VALUE_OPTIONS = frozenset({"-o", "--output"})
 
 
 def overview(store: Any = None) -> str:
-    """The text of ``%allsource --help``: the current store, then every subcommand."""
-    if store is None:
+    """The text of ``%allsource --help``: the current store, then every subcommand, and
+    what ``open`` without a PATH opens (the demo store when ``ALLSOURCE_DEFAULT_STORE``
+    names one, as ``make lab`` does).
+
+    >>> "open with no PATH opens" in overview()
+    True
+    """
+    default = os.environ.get(DEFAULT_STORE_VARIABLE) or None
+    if store is None and default is not None:
+        where = (
+            f"no store is open (start with: %allsource open, which opens {default}; "
+            "or open PATH, or open --memory)"
+        )
+    elif store is None:
         where = "no store is open (start with: %allsource open PATH, or open --memory)"
     else:
         where = f"current store: {store.path or 'memory'} ({store.stats()['events']:,} events)"
@@ -57,6 +71,10 @@ def overview(store: Any = None) -> str:
         "subcommands:",
         *(f"  {name:<{width}}  {entry.summary}" for name, entry in SUBCOMMANDS.items()),
         "",
+        f"open with no PATH opens {default} (${DEFAULT_STORE_VARIABLE}, the demo store)"
+        if default is not None
+        else f"open with no PATH opens the folder ${DEFAULT_STORE_VARIABLE} names (`make lab` "
+        "sets it to a demo store), else a new memory store",
         f"{PROG} SUBCOMMAND --help shows its arguments. $name or {{name}} in an argument is",
         "the Python variable name (quote it to keep it literal). Settings: %config "
         "AllSourceMagics.",
@@ -166,7 +184,7 @@ class AllSourceMagics(Magics):
         except Exception as exc:
             if not expected(exc):
                 raise
-            raise usage_error(exc) from None
+            raise usage_error(exc, writes=entry.writes) from None
         if args.output is not None:
             namespace[args.output] = outcome.value
         return outcome.shown

@@ -115,33 +115,43 @@ def ingest_arguments(p: MagicArgumentParser) -> None:
     )
     kind = p.add_mutually_exclusive_group()
     kind.add_argument(
-        "--type",
+        # `events --type` takes a type, so here the column option is --type-col; --type
+        # still works (notebooks wrote it) but is deprecated, and --help says so.
         "--type-col",
+        "--type",
         dest="type_col",
         default="event_type",
         metavar="COL",
-        help="column of event types (default: event_type)",
+        help="column of event types (default: event_type); --type is a deprecated alias of "
+        "--type-col. One type for every row: --event-type",
     )
     kind.add_argument("--event-type", metavar="TYPE", help="one event type for every row")
     p.add_argument(
-        "--entity",
         "--entity-col",
+        "--entity",
         dest="entity_col",
         default="entity_id",
         metavar="COL",
-        help="column of entity ids (default: entity_id)",
+        help="column of entity ids (default: entity_id); --entity is a deprecated alias",
     )
     p.add_argument(
-        "--time",
         "--time-col",
+        "--time",
         dest="time_col",
         metavar="COL",
-        help="column of event times (default: timestamp if present, else the time of ingest)",
+        help="column of event times (default: timestamp if present, else the time of ingest); "
+        "--time is a deprecated alias",
     )
     p.add_argument(
         "--payload-cols",
         metavar="A,B,...",
         help="columns making up the payload (default: a 'payload' column, else every other one)",
+    )
+    p.add_argument(
+        "--id-col",
+        metavar="COL",
+        help="column of event ids (UUIDs); default: an id derived from each row, so "
+        "re-running the cell stores nothing twice",
     )
     p.add_argument("--timezone", metavar="ZONE", help="zone of times written without one")
     p.add_argument("--batch-size", type=positive, metavar="N", help="rows per atomic batch")

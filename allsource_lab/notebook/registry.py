@@ -8,6 +8,8 @@ given to an entry without ``cell`` is refused.
 
 >>> SUBCOMMANDS["sql"].cell, SUBCOMMANDS["stats"].cell
 (True, False)
+>>> SUBCOMMANDS["append"].writes, SUBCOMMANDS["state"].writes
+(True, False)
 >>> SUBCOMMANDS["state"].parser().parse_args(["order-17", "-o", "s"]).output
 's'
 """
@@ -34,7 +36,8 @@ class Subcommand:
     ``args.sql``, not split into arguments (SQL, whose quotes and braces mean something
     to DuckDB).
     ``output``: the parser itself takes ``-o NAME`` (False where each action declares
-    its own).
+    its own). ``writes``: it may append or register something, so a refusal says that
+    nothing was written (a read's error never does).
     """
 
     name: str
@@ -44,6 +47,7 @@ class Subcommand:
     cell: bool = False
     verbatim: bool = False
     output: bool = True
+    writes: bool = False
 
     def parser(self) -> MagicArgumentParser:
         """A new parser of this subcommand's line, ``-o NAME`` included.
@@ -82,12 +86,14 @@ SUBCOMMANDS: dict[str, Subcommand] = _by_name(
         parsers.append_arguments,
         commands.append,
         cell=True,
+        writes=True,
     ),
     Subcommand(
         "ingest",
         "append the rows of a DataFrame variable or a CSV, JSON lines or Parquet file",
         parsers.ingest_arguments,
         ingest.ingest,
+        writes=True,
     ),
     Subcommand(
         "events",
@@ -103,7 +109,8 @@ SUBCOMMANDS: dict[str, Subcommand] = _by_name(
     ),
     Subcommand(
         "sql",
-        "DuckDB SQL over the view events; {name} binds a Python variable as a parameter",
+        "DuckDB SQL over the views events and log (the same rows in sequence order); "
+        "{name} binds a Python variable as a parameter",
         parsers.sql_arguments,
         commands.sql,
         cell=True,
@@ -116,6 +123,7 @@ SUBCOMMANDS: dict[str, Subcommand] = _by_name(
         schema_commands.schema,
         cell=True,
         output=False,
+        writes=True,
     ),
     Subcommand(
         "replay",

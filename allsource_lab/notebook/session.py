@@ -17,10 +17,24 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from allsource_lab.display import StoreInfo
+from allsource_lab.errors import StoreLocked
 from allsource_lab.store import EventStore
 from allsource_lab.store import open as open_store
 
-__all__ = ["Command", "Context", "Options", "Outcome", "Session"]
+__all__ = [
+    "DEMO_STORE_VARIABLE",
+    "Command",
+    "Context",
+    "Options",
+    "Outcome",
+    "Session",
+    "is_demo_store",
+]
+
+# The folder `%allsource open` opens with no path (`make lab` and Binder set it to a demo
+# store). Several notebooks on one server share it, so when another kernel writes it, the
+# next one reads it instead of failing.
+DEMO_STORE_VARIABLE = "ALLSOURCE_DEFAULT_STORE"
 
 
 class Session:
@@ -62,7 +76,20 @@ class Session:
 
         The replaced store is closed after the new one opened, so a failed open leaves
         it current — except when both are the same folder, which must be closed first
-        (a folder has one writer).
+        (a folder has one writer). The demo store (the folder in ``ALLSOURCE_DEFAULT_STORE``)
+        opens read-only when another process writes it, and the note says so and who.
+
+        Raises:
+            StoreLocked: another process writes the folder and it is not the demo store.
+
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp() + "/s.events"
+        >>> session = Session()
+        >>> store, note = session.open(folder, False, {})
+        >>> again, note = session.open(folder, False, {})
+        >>> note == f"reopened {folder}", session.store is again
+        (True, True)
+        >>> session.close_all()
         """
         old = self.store
         same = (
@@ -74,15 +101,24 @@ class Session:
         if old is not None and same:
             self._store = None
             old.close()
-        store = open_store(path, read_only=read_only, **settings)
-        note = None
+        fallback = None
+        try:
+            store = open_store(path, read_only=read_only, **settings)
+        except StoreLocked as exc:
+            if read_only or not is_demo_store(path):
+                raise
+            store = open_store(path, read_only=True, **settings)
+            # The lock's message leads with "<folder> is open for writing by <holder>".
+            held_by = str(exc).split("; ", 1)[0]
+            fallback = f"opened read-only: {held_by}; close it there and open again here to write"
+        notes = [fallback] if fallback is not None else []
         if old is not None:
             where = "memory store" if old.path is None else str(old.path)
-            note = f"reopened {where}" if same else f"closed the previous store ({where})"
+            notes.append(f"reopened {where}" if same else f"closed the previous store ({where})")
             if not same:
                 old.close()
         self._store = store
-        return store, note
+        return store, "; ".join(notes) or None
 
     def close(self) -> EventStore:
         """Close the current store and forget it; returns it.
@@ -101,6 +137,18 @@ class Session:
         if store is not None:
             with contextlib.suppress(Exception):
                 store.close()
+
+
+def is_demo_store(path: str | os.PathLike[str] | None) -> bool:
+    """Whether ``path`` is the demo store: the folder ``ALLSOURCE_DEFAULT_STORE`` names.
+
+    >>> is_demo_store(None)
+    False
+    """
+    demo = os.environ.get(DEMO_STORE_VARIABLE)
+    if not demo or path is None:
+        return False
+    return os.path.realpath(demo) == os.path.realpath(path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,9 @@ class Projection:
     ``apply_batch``); define ``dump_state``/``load_state`` to make it durable.
 
     ``name`` identifies the projection in the store (its durable state is kept under it);
-    ``event_types`` (optional) limits which events it is fed.
+    ``event_types`` (optional) limits which events it is fed. Either may be set as a class
+    attribute instead of passed; a passed one wins, and with no name at all the class's
+    name is the projection's.
 
     Raises:
         InvalidArgument: ``name`` is not a non-empty str, or an event type is not one.
@@ -61,14 +63,36 @@ class Projection:
     >>> _ = store.append("order.placed", "o-2", {"amount": 4.0})
     >>> p.state()
     6.5
+    >>> class Count(Projection):
+    ...     name = "placed"
+    ...     event_types = ["order.placed"]
+    ...     def reset(self):
+    ...         self.n = 0
+    ...     def apply(self, event):
+    ...         self.n += 1
+    >>> Count()
+    Count('placed', event_types=['order.placed'])
+    >>> Count(name="placed-too").name
+    'placed-too'
     """
 
     name: str
     event_types: tuple[str, ...] | None
 
-    def __init__(self, name: str, event_types: Sequence[str] | str | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, event_types: Sequence[str] | str | None = None
+    ) -> None:
+        # A subclass's class attributes are defaults: without this, `name = "totals"` in
+        # the class body made the constructor fail for a missing argument.
+        if name is None:
+            name = getattr(type(self), "name", type(self).__name__)
+        if event_types is None:
+            event_types = getattr(type(self), "event_types", None)
         if not isinstance(name, str) or not name:
-            raise InvalidArgument(f"a projection needs a non-empty name (a str), not {name!r}")
+            raise InvalidArgument(
+                f"a projection needs a non-empty name (a str), not {name!r}: pass name=... "
+                "or set name = '...' in the class"
+            )
         if isinstance(event_types, str):
             event_types = [event_types]
         if event_types is not None:

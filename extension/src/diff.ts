@@ -56,3 +56,16 @@ export function diffStates(before: JSONValue, after: JSONValue): Map<string, Cha
   walk(before, after, []);
   return changes;
 }
+
+const CHANGE_SIGN: Record<Change, string> = { added: '+', changed: '~', removed: '−' };
+
+/**
+ * The changes from `before` to `after` in one line, for a table cell: each changed key
+ * as a sign and its dotted path (`+paid ~lines.b −gone`), in the order `diffStates`
+ * finds them; "" when nothing changed.
+ */
+export function changeSummary(before: JSONValue, after: JSONValue): string {
+  return [...diffStates(before, after)]
+    .map(([path, change]) => `${CHANGE_SIGN[change]}${(JSON.parse(path) as string[]).join('.')}`)
+    .join(' ');
+}

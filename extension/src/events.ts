@@ -137,3 +137,32 @@ export function previousStates(rows: EventRow[], states: RowState[]): (JSONObjec
     return byVersion.get(key(r.entity, r.version - 1)) ?? null;
   });
 }
+
+/** The derived column of `readingOrder`: which keys each event changed in its entity's state. */
+export const STATE_CHANGE_COLUMN = 'state change';
+
+// What a reader looks for first: what happened (payload, state change), to what and when;
+// ids last, since a uuid is wide and says little (it pushed the payload off-screen).
+const READING_ORDER = [
+  'payload', STATE_CHANGE_COLUMN, 'event_type', 'entity_id', 'version', 'timestamp',
+  'recorded_at', 'metadata', 'schema_version', 'sequence', 'event_id'
+];
+
+/**
+ * The events table with its columns in reading order (payload and the state change
+ * first, ids last) and a `state change` column (`changes[i]`, null when unknown).
+ * Columns this renderer does not know keep their order, before the ids.
+ */
+export function readingOrder(table: Table, changes: (string | null)[]): Table {
+  const columns = [...table.columns, { name: STATE_CHANGE_COLUMN, type: 'string' }];
+  const known = (name: string) => READING_ORDER.indexOf(name);
+  const ids = known('sequence');
+  const rank = (name: string, i: number) => (known(name) < 0 ? ids - 0.5 + i / 1e6 : known(name));
+  const order = columns.map((c, i) => i).sort((a, b) => rank(columns[a].name, a) - rank(columns[b].name, b));
+  return {
+    columns: order.map(i => columns[i]),
+    rows: table.rows.map((row, r) => order.map(i => (i < table.columns.length ? row[i] : changes[r] ?? null))),
+    total: table.total,
+    truncated: table.truncated
+  };
+}

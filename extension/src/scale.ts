@@ -59,7 +59,10 @@ export function tickStep(ticks: number[]): number {
   return ticks.length > 1 ? ticks[1] - ticks[0] : DAY;
 }
 
-/** A short UTC label for a tick: seconds, minutes, hours or days, by step. */
+/**
+ * A short UTC label for a tick: seconds, minutes, hours or days, by step. Labels below a
+ * day carry no date; `axisDates` says which day they belong to.
+ */
 export function formatTick(t: number, step: number): string {
   const iso = new Date(t).toISOString(); // 2026-01-01T12:00:00.000Z
   if (step < SECOND) {
@@ -69,10 +72,32 @@ export function formatTick(t: number, step: number): string {
     return iso.slice(11, 19);
   }
   if (step < DAY) {
-    // Show the date too at midnight, so a multi-day axis is not ambiguous.
-    return iso.slice(11, 16) === '00:00' ? iso.slice(5, 10) : iso.slice(11, 16);
+    return iso.slice(11, 16);
   }
   return iso.slice(0, 10);
+}
+
+/**
+ * The dates to write under a time axis whose tick labels are times of day: the first
+ * tick's date, and the date of every tick on a new day, so "04:00 … 14:00" is never read
+ * without its day (the axis used to show a date only when it crossed midnight). With no
+ * tick, the date of `start`. Empty when the ticks are days already.
+ */
+export function axisDates(ticks: number[], step: number, start: number): { at: number; text: string }[] {
+  if (step >= DAY) {
+    return [];
+  }
+  const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+  if (ticks.length === 0) {
+    return Number.isFinite(start) ? [{ at: start, text: day(start) }] : [];
+  }
+  const out: { at: number; text: string }[] = [];
+  for (const t of ticks) {
+    if (out.length === 0 || day(t) !== out[out.length - 1].text) {
+      out.push({ at: t, text: day(t) });
+    }
+  }
+  return out;
 }
 
 /** A value scale; the domain is stretched to round numbers (and to include 0). */

@@ -6,13 +6,14 @@
  * responsive; lanes past MAX_LANES are summarised, not drawn.
  */
 
-import { Change, diffStates } from './diff';
+import { Change, changeSummary, diffStates } from './diff';
 import { h, s } from './dom';
 import { formatNumber, formatTime } from './format';
-import { EventRow, eventRows, previousStates, rowStates, RowState } from './events';
+import { EventRow, eventRows, previousStates, readingOrder, rowStates, RowState } from './events';
 import { jsonTree } from './jsontree';
 import { colorsFor } from './palette';
-import { formatTick, tickStep, timeScale } from './scale';
+import { axisDates, formatTick, tickStep, timeScale } from './scale';
+import { stackRows } from './stack';
 import { footerText, renderTable } from './table';
 import { isObject, JSONObject, JSONValue, Table } from './types';
 
@@ -22,7 +23,9 @@ const WIDTH = 800; // SVG user units; the SVG scales to the output's width
 const LABEL_WIDTH = 150;
 const RIGHT = 16;
 const LANE_HEIGHT = 22;
-const AXIS_HEIGHT = 26;
+const AXIS_HEIGHT = 38; // tick labels, then the dates beneath them
+// Marks that are each a tab stop; past this, one is and the arrow keys move.
+export const MAX_TAB_STOPS = 300;
 const TOOLTIP_PAYLOAD_CHARS = 400;
 
 type LaneMode = 'entity' | 'type';
@@ -45,11 +48,29 @@ export function lanesOf(rows: EventRow[], mode: LaneMode): string[] {
   return [...seen];
 }
 
-function drawTimeline(ctx: Context, mode: LaneMode): { svg: SVGSVGElement; hidden: number } {
+/** Where each drawn mark is: its lane and its row within the lane (see stack.ts). */
+interface Drawn {
+  svg: SVGSVGElement;
+  hidden: number;
+  /** The drawn marks in time order (the tab order), by row index. */
+  order: number[];
+  laneOf: Map<number, number>;
+}
+
+/** A mark's accessible name: what, to what, when. */
+export function markLabel(row: EventRow): string {
+  const when = row.timestamp ? ` · ${formatTime(row.timestamp)}` : '';
+  return `${row.type} · ${row.entity} v${row.version ?? '?'}${when}`;
+}
+
+function drawTimeline(ctx: Context, mode: LaneMode): Drawn {
   const allLanes = lanesOf(ctx.rows, mode);
   const lanes = allLanes.slice(0, MAX_LANES);
   const laneIndex = new Map(lanes.map((name, i) => [name, i]));
-  const timed = ctx.rows.filter(r => !Number.isNaN(r.time));
+  // Time order (then log order) is the tab order and the order marks stack in.
+  const timed = ctx.rows
+    .filter(r => !Number.isNaN(r.time) && laneIndex.has(mode === 'entity' ? r.entity : r.type))
+    .sort((a, b) => a.time - b.time || (a.sequence ?? 0) - (b.sequence ?? 0) || a.index - b.index);
   let lo = Infinity;
   let hi = -Infinity;
   for (const r of timed) {
@@ -57,58 +78,96 @@ function drawTimeline(ctx: Context, mode: LaneMode): { svg: SVGSVGElement; hidde
     hi = Math.max(hi, r.time);
   }
   const x = timeScale(timed.length ? [lo, hi] : [0, 0], [LABEL_WIDTH + 8, WIDTH - RIGHT]);
-  const height = lanes.length * LANE_HEIGHT + AXIS_HEIGHT;
+  // Big lists get smaller marks so bursts stay distinguishable.
+  const r = ctx.rows.length > 2000 ? 3 : ctx.rows.length > 300 ? 4 : 5.5;
+  const pitch = 2 * r + 1.5; // center to center: circles and their 1-unit stroke apart
+
+  const byLane: EventRow[][] = lanes.map(() => []);
+  const laneOf = new Map<number, number>();
+  for (const row of timed) {
+    const lane = laneIndex.get(mode === 'entity' ? row.entity : row.type) as number;
+    byLane[lane].push(row);
+    laneOf.set(row.index, lane);
+  }
+  const rowOf = new Map<number, number>();
+  const laneRows = byLane.map(list => {
+    const stacked = stackRows(list.map(row => x(row.time)), pitch);
+    list.forEach((row, i) => rowOf.set(row.index, stacked[i]));
+    return stacked.length ? Math.max(...stacked) + 1 : 1;
+  });
+  const laneHeights = laneRows.map(n => Math.max(LANE_HEIGHT, n * pitch + 6));
+  const laneTops: number[] = [];
+  let lanesHeight = 0;
+  for (const lh of laneHeights) {
+    laneTops.push(lanesHeight);
+    lanesHeight += lh;
+  }
+
+  const height = lanesHeight + AXIS_HEIGHT;
   const svg = s('svg', {
     class: 'asl-timeline-svg',
     viewBox: `0 0 ${WIDTH} ${height}`,
     width: '100%',
-    role: 'img',
+    // A group, not an image: an image's children are hidden from assistive technology,
+    // and the marks are controls.
+    role: 'group',
     'aria-label': `timeline of ${ctx.rows.length} events`,
     preserveAspectRatio: 'xMinYMin meet'
   });
   const lanesG = s('g', { class: 'asl-lanes' });
   lanes.forEach((name, i) => {
-    const y = i * LANE_HEIGHT;
-    lanesG.appendChild(s('rect', { class: `asl-lane${i % 2 ? ' asl-lane-odd' : ''}`, x: 0, y, width: WIDTH, height: LANE_HEIGHT }));
+    const y = laneTops[i];
+    lanesG.appendChild(s('rect', { class: `asl-lane${i % 2 ? ' asl-lane-odd' : ''}`, x: 0, y, width: WIDTH, height: laneHeights[i] }));
     const label = name.length > 22 ? `${name.slice(0, 21)}…` : name;
     lanesG.appendChild(
-      s('text', { class: 'asl-lane-label', x: 6, y: y + LANE_HEIGHT / 2, 'dominant-baseline': 'central' }, s('title', {}, name), label)
+      s('text', { class: 'asl-lane-label', x: 6, y: y + laneHeights[i] / 2, 'dominant-baseline': 'central' }, s('title', {}, name), label)
     );
   });
   svg.appendChild(lanesG);
-  const axis = s('g', { class: 'asl-axis', transform: `translate(0, ${lanes.length * LANE_HEIGHT})` });
+  const axis = s('g', { class: 'asl-axis', transform: `translate(0, ${lanesHeight})` });
   axis.appendChild(s('line', { x1: LABEL_WIDTH, x2: WIDTH - RIGHT, y1: 0, y2: 0 }));
   const ticks = x.ticks();
   const step = tickStep(ticks);
   for (const t of ticks) {
     const px = x(t);
     axis.appendChild(s('line', { class: 'asl-tick', x1: px, x2: px, y1: 0, y2: 4 }));
-    axis.appendChild(s('text', { x: px, y: 16, 'text-anchor': 'middle' }, formatTick(t, step)));
+    axis.appendChild(s('text', { class: 'asl-tick-label', x: px, y: 16, 'text-anchor': 'middle' }, formatTick(t, step)));
   }
+  for (const { at, text } of axisDates(ticks, step, x.domain[0])) {
+    axis.appendChild(s('text', { class: 'asl-axis-date', x: x(at), y: 30, 'text-anchor': 'middle' }, text));
+  }
+  // The zone, under the lane labels (clear of a first tick at the plot's left edge):
+  // every time on the axis is UTC.
+  axis.appendChild(s('text', { class: 'asl-axis-zone', x: 6, y: 16 }, 'time (UTC)'));
   svg.appendChild(axis);
-  // Big lists get smaller marks so bursts stay distinguishable.
-  const r = ctx.rows.length > 2000 ? 3 : ctx.rows.length > 300 ? 4 : 5.5;
+
   const marks = s('g', { class: 'asl-marks' });
-  for (const row of timed) {
-    const lane = laneIndex.get(mode === 'entity' ? row.entity : row.type);
-    if (lane === undefined) {
-      continue;
-    }
+  // Every mark is a tab stop on a short list; on a long one only the current mark is
+  // (the arrow keys move), so Tab can still leave the chart.
+  const allTabStops = timed.length <= MAX_TAB_STOPS;
+  timed.forEach((row, i) => {
+    const lane = laneOf.get(row.index) as number;
+    const rows = laneRows[lane];
+    const top = laneTops[lane] + (laneHeights[lane] - rows * pitch) / 2;
     marks.appendChild(
       s('circle', {
         class: 'asl-mark',
         cx: x(row.time).toFixed(1),
-        cy: lane * LANE_HEIGHT + LANE_HEIGHT / 2,
+        cy: (top + ((rowOf.get(row.index) as number) + 0.5) * pitch).toFixed(1),
         r,
         fill: ctx.colors.get(row.type),
+        tabindex: allTabStops || i === 0 ? 0 : -1,
+        role: 'button',
+        'aria-pressed': 'false',
+        'aria-label': markLabel(row),
         'data-sequence': row.sequence ?? '',
         'data-row': row.index,
         'data-type': row.type
       })
     );
-  }
+  });
   svg.appendChild(marks);
-  return { svg, hidden: allLanes.length - lanes.length };
+  return { svg, hidden: allLanes.length - lanes.length, order: timed.map(row => row.index), laneOf };
 }
 
 function legend(colors: Map<string, string>): HTMLElement {
@@ -186,6 +245,15 @@ function tooltipText(row: EventRow): string {
   return `${row.type} · ${row.entity} v${row.version ?? '?'}\n${row.timestamp ? formatTime(row.timestamp) : ''}\n${cut}`;
 }
 
+/** Each row's state change as `changeSummary` text, or null when a state is unknown. */
+function stateChanges(ctx: Context): (string | null)[] {
+  return ctx.rows.map(row => {
+    const after = ctx.states[row.index].state;
+    const before = ctx.previous[row.index];
+    return after && before ? changeSummary(before, after) : null;
+  });
+}
+
 function header(ctx: Context): HTMLElement {
   const entities = new Set(ctx.rows.map(r => r.entity)).size;
   const query = isObject(ctx.doc['query']) ? ctx.doc['query'] : {};
@@ -223,26 +291,93 @@ export function renderEvents(doc: JSONObject, table: Table): HTMLElement {
   const legendNode = legend(ctx.colors);
   let selected: number | null = null;
 
+  let drawn: Drawn | null = null;
+
   const markOf = (target: EventTarget | null): SVGElement | null =>
     target instanceof Element ? (target.closest('.asl-mark') as SVGElement | null) : null;
+  const markAt = (index: number): SVGElement | null =>
+    chart.querySelector(`.asl-mark[data-row="${index}"]`);
+
+  const hideTooltip = () => {
+    tooltip.hidden = true;
+  };
 
   const pin = (index: number | null) => {
     selected = index;
+    // The tooltip would sit over the card just opened, hiding what was asked for.
+    hideTooltip();
     pinned.textContent = '';
-    chart.querySelectorAll('.asl-selected').forEach(m => m.classList.remove('asl-selected'));
+    chart.querySelectorAll('.asl-selected').forEach(m => {
+      m.classList.remove('asl-selected');
+      m.setAttribute('aria-pressed', 'false');
+    });
     if (index === null) {
       return;
     }
-    chart.querySelector(`.asl-mark[data-row="${index}"]`)?.classList.add('asl-selected');
+    const mark = markAt(index);
+    mark?.classList.add('asl-selected');
+    mark?.setAttribute('aria-pressed', 'true');
     pinned.appendChild(pinnedPanel(ctx, rows[index], () => pin(null)));
   };
 
+  /** Focus the mark of row `index`, making it the chart's tab stop when not all are. */
+  const focusMark = (index: number) => {
+    const mark = markAt(index);
+    if (!mark) {
+      return;
+    }
+    if (mark.getAttribute('tabindex') !== '0') {
+      chart.querySelectorAll('.asl-mark[tabindex="0"]').forEach(m => m.setAttribute('tabindex', '-1'));
+      mark.setAttribute('tabindex', '0');
+    }
+    mark.focus();
+  };
+
+  /** The row the arrow key `key` moves to from row `index`, or null to stay. */
+  const target = (index: number, key: string): number | null => {
+    if (!drawn) {
+      return null;
+    }
+    const { order, laneOf } = drawn;
+    const at = order.indexOf(index);
+    switch (key) {
+      case 'ArrowRight':
+        return order[at + 1] ?? null;
+      case 'ArrowLeft':
+        return at > 0 ? order[at - 1] : null;
+      case 'Home':
+        return order[0] ?? null;
+      case 'End':
+        return order[order.length - 1] ?? null;
+      case 'ArrowUp':
+      case 'ArrowDown': {
+        // The nearest event in time on the next lane that has one, above or below.
+        const lane = laneOf.get(index) as number;
+        const lanes = [...new Set(laneOf.values())].sort((a, b) => a - b);
+        const next = key === 'ArrowDown' ? lanes.find(l => l > lane) : lanes.filter(l => l < lane).pop();
+        if (next === undefined) {
+          return null;
+        }
+        const t = rows[index].time;
+        let best: number | null = null;
+        for (const i of order) {
+          if (laneOf.get(i) === next && (best === null || Math.abs(rows[i].time - t) < Math.abs(rows[best].time - t))) {
+            best = i;
+          }
+        }
+        return best;
+      }
+      default:
+        return null;
+    }
+  };
+
   const draw = () => {
-    const { svg, hidden } = drawTimeline(ctx, mode);
+    drawn = drawTimeline(ctx, mode);
     chart.textContent = '';
-    chart.appendChild(svg);
+    chart.appendChild(drawn.svg);
     chart.appendChild(tooltip);
-    more.textContent = hidden > 0 ? `+${formatNumber(hidden)} more lanes (not drawn; see the table view)` : '';
+    more.textContent = drawn.hidden > 0 ? `+${formatNumber(drawn.hidden)} more lanes (not drawn; see the table view)` : '';
     laneButton.textContent = mode === 'entity' ? 'lanes: entity' : 'lanes: event type';
     laneButton.title = `switch to one lane per ${mode === 'entity' ? 'event type' : 'entity'}`;
     pin(selected);
@@ -253,7 +388,11 @@ export function renderEvents(doc: JSONObject, table: Table): HTMLElement {
     if (!mark) {
       return;
     }
-    tooltip.textContent = tooltipText(rows[Number(mark.getAttribute('data-row'))]);
+    const index = Number(mark.getAttribute('data-row'));
+    if (index === selected) {
+      return; // its card is open below: the tooltip would only cover it
+    }
+    tooltip.textContent = tooltipText(rows[index]);
     tooltip.hidden = false;
   });
   chart.addEventListener('mousemove', ev => {
@@ -263,18 +402,52 @@ export function renderEvents(doc: JSONObject, table: Table): HTMLElement {
     const box = chart.getBoundingClientRect();
     const left = ev.clientX - box.left + 12;
     tooltip.style.left = `${Math.min(left, Math.max(0, box.width - 280))}px`;
-    tooltip.style.top = `${ev.clientY - box.top + 12}px`;
+    // Below the pointer in the upper half, above it in the lower half: never hanging
+    // over the pinned card under the chart.
+    const y = ev.clientY - box.top;
+    if (y > box.height / 2) {
+      tooltip.style.top = '';
+      tooltip.style.bottom = `${box.height - y + 12}px`;
+    } else {
+      tooltip.style.bottom = '';
+      tooltip.style.top = `${y + 12}px`;
+    }
   });
   chart.addEventListener('mouseout', ev => {
     if (markOf(ev.target)) {
-      tooltip.hidden = true;
+      hideTooltip();
     }
   });
+  chart.addEventListener('mouseleave', hideTooltip);
   chart.addEventListener('click', ev => {
     const mark = markOf(ev.target);
     if (mark) {
       const index = Number(mark.getAttribute('data-row'));
       pin(index === selected ? null : index);
+    }
+  });
+  chart.addEventListener('keydown', ev => {
+    const mark = markOf(ev.target);
+    if (!mark || ev.altKey || ev.ctrlKey || ev.metaKey) {
+      return;
+    }
+    const index = Number(mark.getAttribute('data-row'));
+    let handled = true;
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      pin(index === selected ? null : index);
+    } else if (ev.key === 'Escape' && selected !== null) {
+      pin(null);
+    } else {
+      const next = target(index, ev.key);
+      handled = next !== null || ev.key.startsWith('Arrow');
+      if (next !== null) {
+        focusMark(next);
+      }
+    }
+    if (handled) {
+      // Ours, not the notebook's: Enter would edit the cell, arrows select cells.
+      ev.preventDefault();
+      ev.stopPropagation();
     }
   });
   laneButton.addEventListener('click', () => {
@@ -283,8 +456,10 @@ export function renderEvents(doc: JSONObject, table: Table): HTMLElement {
   });
   tableButton.addEventListener('click', () => {
     view = view === 'timeline' ? 'table' : 'timeline';
+    hideTooltip();
     if (view === 'table' && !tableSlot.firstChild) {
-      tableSlot.appendChild(renderTable(table)); // built on first use: it can be large
+      // Built on first use: it can be large.
+      tableSlot.appendChild(renderTable(readingOrder(table, stateChanges(ctx))));
     }
     tableSlot.hidden = view !== 'table';
     for (const part of [chart, more, pinned, laneButton, legendNode]) {

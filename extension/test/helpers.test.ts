@@ -1,11 +1,12 @@
 /** The pure parts: merge patch and the state fold, the diff, scales, formatting. */
 
-import { diffStates, jsonEqual, pathKey } from '../src/diff';
-import { eventRows, previousStates, rowStates } from '../src/events';
+import { changeSummary, diffStates, jsonEqual, pathKey } from '../src/diff';
+import { eventRows, previousStates, readingOrder, rowStates, STATE_CHANGE_COLUMN } from '../src/events';
 import { formatBytes, formatCell, formatNumber, parseTime } from '../src/format';
 import { foldStates, mergePatch } from '../src/mergepatch';
 import { problemParts } from '../src/reports';
-import { formatTick, tickStep, timeScale, valueScale } from '../src/scale';
+import { axisDates, formatTick, tickStep, timeScale, valueScale } from '../src/scale';
+import { MAX_STACK_ROWS, stackRows } from '../src/stack';
 import { Table } from '../src/types';
 
 describe('mergePatch (RFC 7386)', () => {
@@ -146,8 +147,18 @@ describe('time scale', () => {
       expect(t).toBeLessThanOrEqual(x.domain[1]);
     }
     expect(formatTick(t0 + 30 * 60_000, 30 * 60_000)).toBe('12:30');
-    expect(formatTick(Date.parse('2026-01-02T00:00:00Z'), 3600_000)).toBe('01-02');
+    expect(formatTick(Date.parse('2026-01-02T00:00:00Z'), 3600_000)).toBe('00:00'); // the date goes beneath
     expect(formatTick(t0, 86_400_000)).toBe('2026-01-01');
+  });
+
+  test('an axis of times of day names the first day and every new one', () => {
+    const hour = 3600_000;
+    const within = [4, 6, 8, 10, 12, 14].map(h => Date.parse('2026-01-01T00:00:00Z') + h * hour);
+    expect(axisDates(within, 2 * hour, within[0])).toEqual([{ at: within[0], text: '2026-01-01' }]);
+    const across = [18, 24, 30, 36, 42, 48].map(h => Date.parse('2026-01-01T00:00:00Z') + h * hour);
+    expect(axisDates(across, 6 * hour, across[0]).map(d => d.text)).toEqual(['2026-01-01', '2026-01-02', '2026-01-03']);
+    expect(axisDates([], hour, t0)).toEqual([{ at: t0, text: '2026-01-01' }]);
+    expect(axisDates(across, 86_400_000, across[0])).toEqual([]); // the ticks are dates already
   });
 
   test('value scale includes zero and ends on round numbers', () => {
@@ -196,5 +207,56 @@ describe('formatting', () => {
     expect(problemParts('wal/2.wal: torn frame at byte 4096')).toMatchObject({ file: 'wal/2.wal', offset: 4096 });
     expect(problemParts('segments/s1.arrow: cannot be read (x)')).toMatchObject({ file: 'segments/s1.arrow', offset: null });
     expect(problemParts('sequences are not gapless from 1: position 3')).toMatchObject({ file: null, offset: null });
+  });
+});
+
+describe('stacking marks', () => {
+  test('marks closer than the gap go to new rows, and return to the first row once clear', () => {
+    expect(stackRows([0, 3, 6, 20, 21], 10)).toEqual([0, 1, 2, 0, 1]);
+  });
+
+  test('marks apart by the gap or more stay on one row', () => {
+    expect(stackRows([0, 10, 20, 35], 10)).toEqual([0, 0, 0, 0]);
+  });
+
+  test('a burst past the row limit spreads over the rows rather than piling on one', () => {
+    const rows = stackRows(Array.from({ length: 3 * MAX_STACK_ROWS }, () => 5), 10);
+    expect(Math.max(...rows)).toBe(MAX_STACK_ROWS - 1);
+    const counts = Array.from({ length: MAX_STACK_ROWS }, (_, k) => rows.filter(r => r === k).length);
+    expect(counts).toEqual(Array(MAX_STACK_ROWS).fill(3));
+  });
+});
+
+describe('the events table in reading order', () => {
+  const names = ['sequence', 'event_id', 'event_type', 'entity_id', 'version', 'timestamp',
+    'recorded_at', 'payload', 'metadata', 'schema_version'];
+  const table: Table = {
+    columns: names.map(name => ({ name, type: 'string' })),
+    rows: [names.map(n => `${n}-value`)],
+    total: 1,
+    truncated: false
+  };
+
+  test('payload and the state change come first, the ids last, cells follow their columns', () => {
+    const shown = readingOrder(table, ['+paid']);
+    const order = shown.columns.map(c => c.name);
+    expect(order.slice(0, 2)).toEqual(['payload', STATE_CHANGE_COLUMN]);
+    expect(order.slice(-2)).toEqual(['sequence', 'event_id']);
+    expect([...order].sort()).toEqual([...names, STATE_CHANGE_COLUMN].sort());
+    shown.columns.forEach((c, i) => {
+      expect(shown.rows[0][i]).toBe(c.name === STATE_CHANGE_COLUMN ? '+paid' : `${c.name}-value`);
+    });
+  });
+
+  test('a column it does not know stays, before the ids', () => {
+    const wider: Table = { ...table, columns: [...table.columns, { name: 'partition', type: 'integer' }], rows: [[...table.rows[0], 7]] };
+    const order = readingOrder(wider, [null]).columns.map(c => c.name);
+    expect(order.indexOf('partition')).toBe(order.indexOf('sequence') - 1);
+  });
+
+  test('the state change names each changed key with its sign', () => {
+    expect(changeSummary({ amount: 1, note: 'x', lines: { a: 1 } }, { amount: 2, lines: { a: 1, b: 2 }, paid: true }))
+      .toBe('~amount +lines.b +paid −note');
+    expect(changeSummary({ a: 1 }, { a: 1 })).toBe('');
   });
 });

@@ -1,7 +1,7 @@
 /** The rich renderers against the fixture documents: timeline, state diff, window, reports. */
 
 import { diffStates, pathKey } from '../src/diff';
-import { MAX_LANES } from '../src/timeline';
+import { MAX_LANES, MAX_TAB_STOPS } from '../src/timeline';
 import { all, click, copy, Fixture, fixtures, ofKind, render } from './fixtures';
 
 const COLUMN = (f: Fixture, name: string) =>
@@ -207,6 +207,206 @@ describe('events timeline', () => {
     expect(marks.length).toBe(all(root, '.asl-marks > *').length);
     expect(marks.length).toBe(Array.from({ length: n }).filter((_, i) => i % 80 < MAX_LANES).length);
     expect(elapsed).toBeLessThan(10_000); // a guard against quadratic work, not a benchmark
+  });
+});
+
+/**
+ * An events document from the fixtures' template row with the given events: each
+ * `[entity, type, time, payload]`, versions counted per entity, sequences in list order.
+ */
+function eventsDoc(events: [string, string, string, object][]): Fixture['doc'] {
+  const [f] = ofKind('events', d => d.version === 1 && d.table.rows.length > 0);
+  const doc = copy(f.doc);
+  const at = (name: string) => COLUMN(f, name);
+  const versions = new Map<string, number>();
+  doc.table.rows = events.map(([entity, type, time, payload], i) => {
+    const row = [...(doc.table.rows[0] as unknown[])];
+    versions.set(entity, (versions.get(entity) ?? 0) + 1);
+    row[at('sequence')] = i + 1;
+    row[at('event_id')] = `00000000-0000-7000-8000-${String(i + 1).padStart(12, '0')}`;
+    row[at('entity_id')] = entity;
+    row[at('event_type')] = type;
+    row[at('version')] = versions.get(entity);
+    row[at('timestamp')] = time;
+    row[at('payload')] = payload;
+    return row;
+  });
+  doc.table.total = events.length;
+  doc.table.truncated = false;
+  delete doc.states;
+  doc.query = {};
+  return doc;
+}
+
+// order-47 placed, corrected and paid within minutes, in a day of other orders.
+const BURST: [string, string, string, object][] = [
+  ['order-1', 'order.placed', '2026-01-01T04:00:00Z', { amount: 5 }],
+  ['order-47', 'order.placed', '2026-01-01T09:00:00Z', { amount: 10, sku: 'tea' }],
+  ['order-47', 'order.corrected', '2026-01-01T09:02:00Z', { amount: 12 }],
+  ['order-47', 'order.paid', '2026-01-01T09:05:00Z', { paid: true }],
+  ['order-1', 'order.paid', '2026-01-01T14:00:00Z', { paid: true }]
+];
+
+const circle = (m: Element) => ({
+  x: Number(m.getAttribute('cx')), y: Number(m.getAttribute('cy')), r: Number(m.getAttribute('r'))
+});
+
+describe('timeline details (issue 18)', () => {
+  test('events minutes apart on one entity are drawn apart, none covering another', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const marks = all(root, '.asl-mark').map(circle);
+    expect(marks).toHaveLength(BURST.length);
+    for (let i = 0; i < marks.length; i++) {
+      for (let j = i + 1; j < marks.length; j++) {
+        const [a, b] = [marks[i], marks[j]];
+        expect(Math.hypot(a.x - b.x, a.y - b.y)).toBeGreaterThanOrEqual(a.r + b.r);
+      }
+    }
+  });
+
+  test('stacked marks stay inside their lane, which grows to hold them', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const lanes = all(root, '.asl-lane').map(l => ({
+      top: Number(l.getAttribute('y')), bottom: Number(l.getAttribute('y')) + Number(l.getAttribute('height'))
+    }));
+    const burst = all(root, '.asl-mark').filter(m => m.getAttribute('aria-label')?.includes('order-47')).map(circle);
+    expect(new Set(burst.map(c => c.y)).size).toBe(3);
+    const lane = lanes.find(l => burst[0].y > l.top && burst[0].y < l.bottom) as { top: number; bottom: number };
+    for (const c of burst) {
+      expect(c.y - c.r).toBeGreaterThanOrEqual(lane.top);
+      expect(c.y + c.r).toBeLessThanOrEqual(lane.bottom);
+    }
+  });
+
+  test('pinning hides the tooltip, and hovering the pinned mark does not bring it back', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const tooltip = root.querySelector('.asl-tooltip') as HTMLElement;
+    const mark = markOf(root, 3);
+    mark.dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    expect(tooltip.hidden).toBe(false);
+    click(mark);
+    expect(root.querySelector('.asl-pinned')).not.toBeNull();
+    expect(tooltip.hidden).toBe(true);
+    mark.dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    expect(tooltip.hidden).toBe(true);
+    markOf(root, 2).dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    expect(tooltip.hidden).toBe(false); // another mark still gets one
+  });
+
+  test('the tooltip hides when the pointer leaves the chart', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const tooltip = root.querySelector('.asl-tooltip') as HTMLElement;
+    markOf(root, 1).dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    expect(tooltip.hidden).toBe(false);
+    root.querySelector('.asl-timeline')?.dispatchEvent(new MouseEvent('mouseleave'));
+    expect(tooltip.hidden).toBe(true);
+  });
+
+  test('an axis within one day shows the date and the zone', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const axis = text(root.querySelector('.asl-axis'));
+    expect(axis).toContain('2026-01-01');
+    expect(axis).toContain('UTC');
+    expect(all(root, '.asl-axis .asl-tick-label').map(text)).toContain('06:00');
+  });
+
+  test('an axis across midnight names both days', async () => {
+    const { root } = await render(eventsDoc([
+      ['a', 't', '2026-01-01T20:00:00Z', {}], ['a', 't', '2026-01-02T06:00:00Z', {}]
+    ]));
+    const dates = all(root, '.asl-axis .asl-axis-date').map(text);
+    expect(dates).toEqual(['2026-01-01', '2026-01-02']);
+  });
+
+  test('the table view shows payload and state change first and the ids last', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    click(root.querySelector('.asl-toggle-table') as Element);
+    const heads = all(root, '.asl-table th').map(text);
+    expect(heads.slice(0, 2)).toEqual(['payload', 'state change']);
+    expect(heads.slice(-2)).toEqual(['sequence', 'event_id']);
+    const corrected = all(root, '.asl-table tbody tr')[2];
+    const cells = all(corrected, 'td').map(text);
+    expect(cells[0]).toBe('{"amount":12}');
+    expect(cells[1]).toBe('~amount');
+  });
+
+  test('marks are focusable in time order and named for their event', async () => {
+    // Rows out of time order: the tab order must follow time, not the rows.
+    const shuffled = [BURST[3], BURST[0], BURST[4], BURST[1], BURST[2]];
+    const { root } = await render(eventsDoc(shuffled));
+    const marks = all(root, '.asl-mark');
+    expect(marks.every(m => m.getAttribute('tabindex') === '0')).toBe(true);
+    expect(marks.map(m => m.getAttribute('aria-label'))).toEqual([
+      'order.placed · order-1 v1 · 2026-01-01 04:00:00Z',
+      'order.placed · order-47 v2 · 2026-01-01 09:00:00Z', // versions count in row order here
+      'order.corrected · order-47 v3 · 2026-01-01 09:02:00Z',
+      'order.paid · order-47 v1 · 2026-01-01 09:05:00Z',
+      'order.paid · order-1 v2 · 2026-01-01 14:00:00Z'
+    ]);
+    expect(root.querySelector('svg')?.getAttribute('role')).not.toBe('img');
+  });
+
+  test('Enter and Space pin the focused mark, Escape unpins, and the notebook never sees the keys', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const seen: string[] = [];
+    const listener = (ev: KeyboardEvent) => seen.push(ev.key);
+    document.addEventListener('keydown', listener);
+    try {
+      const mark = markOf(root, 3) as SVGElement;
+      mark.focus();
+      expect(document.activeElement).toBe(mark);
+      const key = (k: string) => mark.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true, cancelable: true }));
+      key('Enter');
+      expect(root.querySelector('.asl-pinned')?.getAttribute('data-sequence')).toBe('3');
+      expect(mark.getAttribute('aria-pressed')).toBe('true');
+      key('Escape');
+      expect(root.querySelector('.asl-pinned')).toBeNull();
+      key(' ');
+      expect(root.querySelector('.asl-pinned')?.getAttribute('data-sequence')).toBe('3');
+      key(' ');
+      expect(root.querySelector('.asl-pinned')).toBeNull();
+      expect(seen).toEqual([]);
+    } finally {
+      document.removeEventListener('keydown', listener);
+    }
+  });
+
+  test('arrow keys move the focus through time and between lanes', async () => {
+    const { root } = await render(eventsDoc(BURST));
+    const press = (k: string) => (document.activeElement as Element).dispatchEvent(
+      new KeyboardEvent('keydown', { key: k, bubbles: true, cancelable: true }));
+    const focused = () => document.activeElement?.getAttribute('data-sequence');
+    (markOf(root, 1) as SVGElement).focus();
+    press('ArrowRight');
+    expect(focused()).toBe('2');
+    press('ArrowRight');
+    expect(focused()).toBe('3');
+    press('ArrowLeft');
+    expect(focused()).toBe('2');
+    press('End');
+    expect(focused()).toBe('5');
+    press('ArrowRight');
+    expect(focused()).toBe('5'); // the last stays
+    press('ArrowDown'); // order-1 is the first lane, order-47 the second: nearest in time
+    expect(focused()).toBe('4');
+    press('ArrowUp');
+    expect(focused()).toBe('5');
+    press('Home');
+    expect(focused()).toBe('1');
+  });
+
+  test('on a long list one mark is the tab stop, and it follows the arrow keys', async () => {
+    const n = MAX_TAB_STOPS + 10;
+    const events = Array.from({ length: n }, (_, i): [string, string, string, object] =>
+      [`e-${i % 5}`, 't', new Date(Date.parse('2026-01-01T00:00:00Z') + i * 60_000).toISOString(), {}]);
+    const { root } = await render(eventsDoc(events));
+    const stops = () => all(root, '.asl-mark[tabindex="0"]').map(m => m.getAttribute('data-sequence'));
+    expect(all(root, '.asl-mark')).toHaveLength(n);
+    expect(stops()).toEqual(['1']);
+    (markOf(root, 1) as SVGElement).focus();
+    (document.activeElement as Element).dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight', bubbles: true }));
+    expect(stops()).toEqual(['2']);
+    expect(document.activeElement?.getAttribute('data-sequence')).toBe('2');
   });
 });
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -517,7 +518,11 @@ def test_a_locked_store_refuses_writers_but_not_readers(
         for args in (["checkpoint", str(path)], ["ingest", str(path), str(source)]):
             code, _, err = run(capsys, *args)
             assert code == 1
-            assert "is open for writing by process" in one_error_line(err)
+            line = one_error_line(err)
+            # The holder is named as a person knows it (here: this test's command line).
+            assert (
+                "is open for writing by the command" in line and f"(process {os.getpid()})" in line
+            )
         code, out, _ = run(capsys, "state", str(path), "x")
         assert code == 0 and json.loads(out) == {"n": 1}
 

@@ -188,7 +188,7 @@ def test_an_unknown_ingest_timezone_is_one_line(shell, tmp_path):
     for source in ("df --event-type t", str(path)):
         message = one_line_refusal(shell, f"ingest {source} --time at --timezone Nowhere/Bogus")
         assert message.startswith("InvalidArgument: --timezone: ")
-        assert "'Nowhere/Bogus'" in message and "such as 'UTC'" in message
+        assert "'Nowhere/Bogus'" in message and "e.g. --timezone UTC" in message
     assert events_in(shell) == 1
 
 

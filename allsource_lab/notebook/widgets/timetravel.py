@@ -8,6 +8,11 @@ its place among the earlier moments and changes every state after it, as it does
 learned the events (``known_at=t``), which is version order. Events sharing a time (a
 batch shares its recorded time) are one moment: a read at that time sees them together.
 
+The label says which versions the state shown includes ("state with v1–v4 of 4"): all the
+events of the moments up to the one shown, which on the event-time axis need not be the
+versions up to ``version`` (a late event is missing from the moments before its time),
+and on either axis includes every version of a moment, not only the selected one.
+
 States come from the store itself rather than from a fold done here, so the widget shows
 exactly what ``state(as_of=..., known_at=...)`` answers. Event-time reads are also bounded
 by ``known_at`` = the newest event loaded, so an event appended after the widget loaded
@@ -39,7 +44,7 @@ from allsource_lab.notebook.widgets.panel import (
 if TYPE_CHECKING:
     from allsource_lab.store import EventStore
 
-__all__ = ["TimeTravel", "changes_html"]
+__all__ = ["TimeTravel", "changes_html", "version_spans"]
 
 _COLOURS = {"added": "#1b7f3b", "removed": "#b00020", "changed": "#a05a00"}
 
@@ -60,11 +65,13 @@ class TimeTravel(Panel):
     """A slider over one entity's moments showing its state and what changed.
 
     Traits: ``entity_id`` (read-only), ``use_recorded_time`` (False: event time),
-    ``position`` (the moment shown, from 0), ``version`` (the newest version of that
-    moment; setting it moves to the moment holding that version), ``moments`` (how many
-    there are, read-only), ``changes`` (the diff from the previous moment, as
-    :class:`~allsource_lab.notebook.jsondiff.Change` tuples, read-only) and ``state``
-    (the state shown, read-only).
+    ``position`` (the moment shown, from 0), ``version`` (a version of that moment: its
+    newest when the slider moves, else the one set or kept across an axis switch; setting
+    it moves to the moment holding that version), ``moments`` (how many there are,
+    read-only), ``changes`` (the diff from the previous moment, as
+    :class:`~allsource_lab.notebook.jsondiff.Change` tuples, read-only), ``state`` (the
+    state shown, read-only) and ``shown_versions`` (the versions that state includes,
+    read-only).
     """
 
     entity_id = traitlets.Unicode("", read_only=True, help="the entity travelled through")
@@ -76,6 +83,9 @@ class TimeTravel(Panel):
         read_only=True, help="Change tuples from the previous moment"
     )
     state = traitlets.Dict(read_only=True, help="the entity's state at the moment shown")
+    shown_versions: traitlets.List[int] = traitlets.List(
+        read_only=True, help="the versions the state shown includes, oldest first"
+    )
 
     def __init__(self, store: EventStore, entity_id: str) -> None:
         self._store = store
@@ -221,8 +231,12 @@ class TimeTravel(Panel):
         stop = self._stops[number]
         before, after = self._state_at(number - 1), self._state_at(number)
         changes = diff_json(before, after)
+        # The label must describe `after`: every event of the moments up to this one, which
+        # it once did not ("v2 of 4" over the state after v4 when a batch was one moment).
+        included = sorted(e.version for past in self._stops[: number + 1] for e in past.events)
         self.set_trait("state", after)
         self.set_trait("changes", changes)
+        self.set_trait("shown_versions", included)
         axis = "recorded" if self.use_recorded_time else "event time"
         newest = max(e.version for e in self._events)
         listed = ", ".join(
@@ -232,12 +246,27 @@ class TimeTravel(Panel):
         )
         self._where.value = (
             f"<b>moment {number + 1} of {len(self._stops)}</b> · {axis} {iso(stop.time)} · "
-            f"v{self.version} of {newest}<br>{listed}"
+            f"state with {version_spans(included)} of {newest}<br>{listed}"
         )
         self._diff.value = changes_html(changes, first=number == 0)
         self._shown.value = f"<b>state</b>{json_block(after)}"
         self._back.disabled = number == 0
         self._forward.disabled = number >= len(self._stops) - 1
+
+
+def version_spans(versions: list[int]) -> str:
+    """Sorted versions as runs: ``v1–v3, v5``.
+
+    >>> version_spans([1, 2, 3, 5]), version_spans([4]), version_spans([1, 2])
+    ('v1–v3, v5', 'v4', 'v1–v2')
+    """
+    runs: list[list[int]] = []
+    for version in versions:
+        if runs and version == runs[-1][1] + 1:
+            runs[-1][1] = version
+        else:
+            runs.append([version, version])
+    return ", ".join(f"v{a}" if a == b else f"v{a}–v{b}" for a, b in runs)
 
 
 def changes_html(changes: list[Change], *, first: bool = False) -> str:

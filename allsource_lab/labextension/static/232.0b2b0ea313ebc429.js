@@ -198,7 +198,9 @@
   color: var(--jp-content-font-color2);
 }
 
-/* Diff highlights: a colored background and a marker, not color alone. */
+/* Diff highlights: a colored background and a marker, not color alone. The background is
+   a tint of the theme's color1 over the page, not its color3: color3 is pale in both
+   themes, and under the dark theme's light text it was unreadable. */
 
 .asl-diff-marker {
   display: inline-block;
@@ -208,7 +210,7 @@
 
 .asl-diff-added,
 .asl-diff-added > summary {
-  background: var(--jp-success-color3);
+  background: color-mix(in srgb, var(--jp-success-color1) 22%, transparent);
 }
 
 .asl-diff-added .asl-diff-marker {
@@ -217,7 +219,7 @@
 
 .asl-diff-changed,
 .asl-diff-changed > summary {
-  background: var(--jp-warn-color3);
+  background: color-mix(in srgb, var(--jp-warn-color1) 22%, transparent);
 }
 
 .asl-diff-changed .asl-diff-marker {
@@ -226,13 +228,26 @@
 
 .asl-diff-removed,
 .asl-diff-removed > summary {
-  background: var(--jp-error-color3);
+  background: color-mix(in srgb, var(--jp-error-color1) 22%, transparent);
   text-decoration: line-through;
 }
 
 .asl-diff-removed .asl-diff-marker {
   color: var(--jp-error-color0);
   text-decoration: none;
+}
+
+/* On a dark theme the markers take the lighter shades: color0 is dark in both themes. */
+body[data-jp-theme-light='false'] .asl-diff-added .asl-diff-marker {
+  color: var(--jp-success-color2);
+}
+
+body[data-jp-theme-light='false'] .asl-diff-changed .asl-diff-marker {
+  color: var(--jp-warn-color2);
+}
+
+body[data-jp-theme-light='false'] .asl-diff-removed .asl-diff-marker {
+  color: var(--jp-error-color2);
 }
 
 /* Timeline */
@@ -303,6 +318,23 @@
 .asl-mark.asl-selected {
   stroke: var(--jp-content-font-color0);
   stroke-width: 2;
+}
+
+/* The keyboard's focus: a thick ring in the theme's brand color (outline is not drawn
+   around SVG shapes in every browser, so the stroke is the ring). */
+.asl-mark:focus {
+  outline: none;
+}
+
+.asl-mark:focus-visible {
+  stroke: var(--jp-brand-color1);
+  stroke-width: 3;
+}
+
+.asl-axis .asl-axis-date,
+.asl-axis .asl-axis-zone {
+  fill: var(--jp-content-font-color1);
+  font-weight: 600;
 }
 
 .asl-more-lanes {
@@ -449,7 +481,8 @@
 .asl-problem {
   padding: 2px 6px;
   margin: 2px 0;
-  background: var(--jp-error-color3);
+  /* A tint, like the diff highlights: color3 is pale under the dark theme's light text. */
+  background: color-mix(in srgb, var(--jp-error-color1) 18%, transparent);
   color: var(--jp-content-font-color0);
   border-left: 3px solid var(--jp-error-color1);
 }
@@ -489,4 +522,4 @@
   /* The HTML fallback brings its own layout. */
   display: block;
 }
-`,""]),a.d(r,{},{A:n})},314(o){o.exports=function(o){var r=[];return r.toString=function(){return this.map(function(r){var a="",e=void 0!==r[5];return r[4]&&(a+="@supports (".concat(r[4],") {")),r[2]&&(a+="@media ".concat(r[2]," {")),e&&(a+="@layer".concat(r[5].length>0?" ".concat(r[5]):""," {")),a+=o(r),e&&(a+="}"),r[2]&&(a+="}"),r[4]&&(a+="}"),a}).join("")},r.i=function(o,a,e,t,l){"string"==typeof o&&(o=[[null,o,void 0]]);var n={};if(e)for(var s=0;s<this.length;s++){var i=this[s][0];null!=i&&(n[i]=!0)}for(var p=0;p<o.length;p++){var c=[].concat(o[p]);e&&n[c[0]]||(void 0!==l&&(void 0===c[5]||(c[1]="@layer".concat(c[5].length>0?" ".concat(c[5]):""," {").concat(c[1],"}")),c[5]=l),a&&(c[2]&&(c[1]="@media ".concat(c[2]," {").concat(c[1],"}")),c[2]=a),t&&(c[4]?(c[1]="@supports (".concat(c[4],") {").concat(c[1],"}"),c[4]=t):c[4]="".concat(t)),r.push(c))}},r}},601(o){o.exports=function(o){return o[1]}},72(o){var r=[];function a(o){for(var a=-1,e=0;e<r.length;e++)if(r[e].identifier===o){a=e;break}return a}function e(o,e){for(var t={},l=[],n=0;n<o.length;n++){var s=o[n],i=e.base?s[0]+e.base:s[0],p=t[i]||0,c="".concat(i," ").concat(p);t[i]=p+1;var d=a(c),f={css:s[1],media:s[2],sourceMap:s[3],supports:s[4],layer:s[5]};if(-1!==d)r[d].references++,r[d].updater(f);else{var u=function(o,r){var a=r.domAPI(r);return a.update(o),function(r){r?(r.css!==o.css||r.media!==o.media||r.sourceMap!==o.sourceMap||r.supports!==o.supports||r.layer!==o.layer)&&a.update(o=r):a.remove()}}(f,e);e.byIndex=n,r.splice(n,0,{identifier:c,updater:u,references:1})}l.push(c)}return l}o.exports=function(o,t){var l=e(o=o||[],t=t||{});return function(o){o=o||[];for(var n=0;n<l.length;n++){var s=a(l[n]);r[s].references--}for(var i=e(o,t),p=0;p<l.length;p++){var c=a(l[p]);0===r[c].references&&(r[c].updater(),r.splice(c,1))}l=i}}},659(o){var r={};o.exports=function(o,a){var e=function(o){if(void 0===r[o]){var a=document.querySelector(o);if(window.HTMLIFrameElement&&a instanceof window.HTMLIFrameElement)try{a=a.contentDocument.head}catch(o){a=null}r[o]=a}return r[o]}(o);if(!e)throw Error("Couldn't find a style target. This probably means that the value for the 'insert' parameter is invalid.");e.appendChild(a)}},540(o){o.exports=function(o){var r=document.createElement("style");return o.setAttributes(r,o.attributes),o.insert(r,o.options),r}},56(o,r,a){o.exports=function(o){var r=a.nc;r&&o.setAttribute("nonce",r)}},825(o){o.exports=function(o){if("u"<typeof document)return{update:function(){},remove:function(){}};var r=o.insertStyleElement(o);return{update:function(a){var e,t,l;e="",a.supports&&(e+="@supports (".concat(a.supports,") {")),a.media&&(e+="@media ".concat(a.media," {")),(t=void 0!==a.layer)&&(e+="@layer".concat(a.layer.length>0?" ".concat(a.layer):""," {")),e+=a.css,t&&(e+="}"),a.media&&(e+="}"),a.supports&&(e+="}"),(l=a.sourceMap)&&"u">typeof btoa&&(e+="\n/*# sourceMappingURL=data:application/json;base64,".concat(btoa(unescape(encodeURIComponent(JSON.stringify(l))))," */")),o.styleTagTransform(e,r,o.options)},remove:function(){var o;null===(o=r).parentNode||o.parentNode.removeChild(o)}}}},113(o){o.exports=function(o,r){if(r.styleSheet)r.styleSheet.cssText=o;else{for(;r.firstChild;)r.removeChild(r.firstChild);r.appendChild(document.createTextNode(o))}}},579(o,r,a){var e=a(72),t=a.n(e),l=a(825),n=a.n(l),s=a(659),i=a.n(s),p=a(56),c=a.n(p),d=a(540),f=a.n(d),u=a(113),v=a.n(u),m=a(475),g={};g.styleTagTransform=v(),g.setAttributes=c(),g.insert=i().bind(null,"head"),g.domAPI=n(),g.insertStyleElement=f(),t()(m.A,g),m.A&&m.A.locals&&m.A.locals}}]);
+`,""]),a.d(r,{},{A:n})},314(o){o.exports=function(o){var r=[];return r.toString=function(){return this.map(function(r){var a="",e=void 0!==r[5];return r[4]&&(a+="@supports (".concat(r[4],") {")),r[2]&&(a+="@media ".concat(r[2]," {")),e&&(a+="@layer".concat(r[5].length>0?" ".concat(r[5]):""," {")),a+=o(r),e&&(a+="}"),r[2]&&(a+="}"),r[4]&&(a+="}"),a}).join("")},r.i=function(o,a,e,t,l){"string"==typeof o&&(o=[[null,o,void 0]]);var n={};if(e)for(var s=0;s<this.length;s++){var i=this[s][0];null!=i&&(n[i]=!0)}for(var p=0;p<o.length;p++){var c=[].concat(o[p]);e&&n[c[0]]||(void 0!==l&&(void 0===c[5]||(c[1]="@layer".concat(c[5].length>0?" ".concat(c[5]):""," {").concat(c[1],"}")),c[5]=l),a&&(c[2]&&(c[1]="@media ".concat(c[2]," {").concat(c[1],"}")),c[2]=a),t&&(c[4]?(c[1]="@supports (".concat(c[4],") {").concat(c[1],"}"),c[4]=t):c[4]="".concat(t)),r.push(c))}},r}},601(o){o.exports=function(o){return o[1]}},72(o){var r=[];function a(o){for(var a=-1,e=0;e<r.length;e++)if(r[e].identifier===o){a=e;break}return a}function e(o,e){for(var t={},l=[],n=0;n<o.length;n++){var s=o[n],i=e.base?s[0]+e.base:s[0],p=t[i]||0,c="".concat(i," ").concat(p);t[i]=p+1;var d=a(c),f={css:s[1],media:s[2],sourceMap:s[3],supports:s[4],layer:s[5]};if(-1!==d)r[d].references++,r[d].updater(f);else{var u=function(o,r){var a=r.domAPI(r);return a.update(o),function(r){r?(r.css!==o.css||r.media!==o.media||r.sourceMap!==o.sourceMap||r.supports!==o.supports||r.layer!==o.layer)&&a.update(o=r):a.remove()}}(f,e);e.byIndex=n,r.splice(n,0,{identifier:c,updater:u,references:1})}l.push(c)}return l}o.exports=function(o,t){var l=e(o=o||[],t=t||{});return function(o){o=o||[];for(var n=0;n<l.length;n++){var s=a(l[n]);r[s].references--}for(var i=e(o,t),p=0;p<l.length;p++){var c=a(l[p]);0===r[c].references&&(r[c].updater(),r.splice(c,1))}l=i}}},659(o){var r={};o.exports=function(o,a){var e=function(o){if(void 0===r[o]){var a=document.querySelector(o);if(window.HTMLIFrameElement&&a instanceof window.HTMLIFrameElement)try{a=a.contentDocument.head}catch(o){a=null}r[o]=a}return r[o]}(o);if(!e)throw Error("Couldn't find a style target. This probably means that the value for the 'insert' parameter is invalid.");e.appendChild(a)}},540(o){o.exports=function(o){var r=document.createElement("style");return o.setAttributes(r,o.attributes),o.insert(r,o.options),r}},56(o,r,a){o.exports=function(o){var r=a.nc;r&&o.setAttribute("nonce",r)}},825(o){o.exports=function(o){if("u"<typeof document)return{update:function(){},remove:function(){}};var r=o.insertStyleElement(o);return{update:function(a){var e,t,l;e="",a.supports&&(e+="@supports (".concat(a.supports,") {")),a.media&&(e+="@media ".concat(a.media," {")),(t=void 0!==a.layer)&&(e+="@layer".concat(a.layer.length>0?" ".concat(a.layer):""," {")),e+=a.css,t&&(e+="}"),a.media&&(e+="}"),a.supports&&(e+="}"),(l=a.sourceMap)&&"u">typeof btoa&&(e+="\n/*# sourceMappingURL=data:application/json;base64,".concat(btoa(unescape(encodeURIComponent(JSON.stringify(l))))," */")),o.styleTagTransform(e,r,o.options)},remove:function(){var o;null===(o=r).parentNode||o.parentNode.removeChild(o)}}}},113(o){o.exports=function(o,r){if(r.styleSheet)r.styleSheet.cssText=o;else{for(;r.firstChild;)r.removeChild(r.firstChild);r.appendChild(document.createTextNode(o))}}},579(o,r,a){var e=a(72),t=a.n(e),l=a(825),n=a.n(l),s=a(659),i=a.n(s),p=a(56),c=a.n(p),d=a(540),f=a.n(d),u=a(113),m=a.n(u),v=a(475),h={};h.styleTagTransform=m(),h.setAttributes=c(),h.insert=i().bind(null,"head"),h.domAPI=n(),h.insertStyleElement=f(),t()(v.A,h),v.A&&v.A.locals&&v.A.locals}}]);
