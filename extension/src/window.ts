@@ -135,6 +135,14 @@ export function renderWindow(doc: JSONObject, table: Table): HTMLElement {
     }
     draw(layout.values[0]);
     body.appendChild(holder);
+    if (table.truncated) {
+      // The document holds only the rows the table shows: never let the small chart pass
+      // for all of them.
+      holder.setAttribute('data-truncated', 'true');
+      body.appendChild(h('div', { class: 'asl-window-note' },
+        `charted: the first ${formatNumber(table.rows.length)} of ${formatNumber(table.total)} windows; ` +
+        '--chart (or window_chart(frame)) draws them all'));
+    }
     const legend = keyLegend(table, layout);
     if (legend) {
       body.appendChild(legend);

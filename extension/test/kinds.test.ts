@@ -487,6 +487,17 @@ describe('window', () => {
     select.dispatchEvent(new Event('change'));
     expect(root.querySelector('.asl-window-chart')?.getAttribute('data-column')).toBe(select.options[1].textContent);
   });
+
+  test('a chart of a cut table says it shows only the first windows', async () => {
+    const [f] = ofKind('window', d => d.table.rows.length > 1);
+    const whole = await render(f.doc);
+    expect(whole.root.querySelector('.asl-window-note')).toBeNull();
+    const shown = (f.doc.table.rows as unknown[]).slice(0, 1);
+    const cut = { ...f.doc, table: { ...f.doc.table, rows: shown, total: 60, truncated: true } };
+    const { root } = await render(cut);
+    expect(root.querySelector('.asl-window-chart')?.getAttribute('data-truncated')).toBe('true');
+    expect(text(root.querySelector('.asl-window-note') as HTMLElement)).toContain('the first 1 of 60 windows');
+  });
 });
 
 describe('reports', () => {
