@@ -732,7 +732,7 @@ def test_ingest_is_idempotent_with_event_ids(opened):
     assert doc(magic(opened, "ingest rows"))["appended"] == 2
     again = doc(magic(opened, "ingest rows"))
     assert (again["appended"], again["duplicates"]) == (0, 2)
-    assert "2 already stored" in text(magic(opened, "ingest rows"))
+    assert "2 already present, 0 new" in text(magic(opened, "ingest rows"))
 
 
 def test_ingest_files_of_each_format(opened, tmp_path):
