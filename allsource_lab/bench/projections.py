@@ -7,7 +7,9 @@ the default batch size, and the same projections fed one :class:`~allsource_lab.
 a time (their ``apply``) over a tenth of the store. Live overhead: ``append_batch`` of
 the table with fsync, into a store with no projection and into one with both.
 
->>> sizes = Sizes(single=1, batch=200, checkpoints=1, peer_saves=1, repeats=1, reads=300)
+>>> sizes = Sizes(
+...     single=1, single_default=1, batch=200, checkpoints=1, peer_saves=1, repeats=1, reads=300
+... )
 >>> import tempfile
 >>> figures = bench_projections(sizes, Path(tempfile.mkdtemp()))
 >>> sorted(f.key for f in figures) == sorted(PROJECTION_FIGURES)

@@ -134,7 +134,8 @@ def print_header(facts: dict[str, Any], sizes: Sizes) -> None:
         f"load average at start {facts['load_average_at_start']}"
     )
     print(
-        f"Single appends: {sizes.single:,} per run; the table: {sizes.batch:,} events over "
+        f"Single appends: {sizes.single_default:,} per run at default settings, "
+        f"{sizes.single:,} otherwise; the table: {sizes.batch:,} events over "
         f"{ENTITIES:,} entities, ~110-byte payloads; the read store: {sizes.reads:,} events, "
         f"100 per entity, 20 types; eventsourcing: {sizes.peer_saves:,} saves. "
         f"Medians of {sizes.repeats} runs ({sizes.checkpoints} checkpoints, 1 memory run)."

@@ -8,7 +8,9 @@ peer is pandas on the same data already in a DataFrame (``resample`` and ``group
 Live pipeline overhead: ``append_batch`` of the same events into a fresh store with and
 without a windowed pipeline.
 
->>> sizes = Sizes(single=1, batch=1, checkpoints=1, peer_saves=1, repeats=1, reads=2_000)
+>>> sizes = Sizes(
+...     single=1, single_default=1, batch=1, checkpoints=1, peer_saves=1, repeats=1, reads=2_000
+... )
 >>> import tempfile
 >>> sorted(f.key for f in bench_windows(sizes, Path(tempfile.mkdtemp()))) == sorted(WINDOW_FIGURES)
 True

@@ -1,11 +1,18 @@
 """Figures of our own store's write side and start-up: single appends, batches,
 checkpoints, reopening, resident memory, and import + open in a fresh process
 (``python -m allsource_lab.bench --only single,batch,checkpoint,reopen,memory,import``).
+
+The headline rows (``append_default``, ``append_batch_default``,
+``open_query_fresh_process``) are what a user gets from ``asl.open(path)``: default
+settings, writes timed until ``close()`` returns with every event sealed, open + first
+query in a fresh process. The other rows change one setting and say which.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +30,7 @@ from allsource_lab.bench.common import (
     scratch,
     single_rows,
     tenths,
+    timed_events,
 )
 
 __all__ = [
@@ -55,10 +63,37 @@ def bench_single(sizes: Sizes, folder: Path) -> list[Figure]:
         shutil.rmtree(path)
         return len(rows) / seconds
 
+    def as_a_user() -> float:
+        # Default settings; the clock stops when close() returns, so the automatic
+        # checkpoints and the last seal are all paid inside the figure.
+        path = scratch(folder, "single-default")
+        store = asl.open(path)
+        append = store.append
+        for args in warm:  # untimed: kernels loaded, first entities interned
+            append(*args)
+        start = time.perf_counter()
+        for event_type, entity_id, payload in default_rows:
+            append(event_type, entity_id, payload)
+        expect_events(store, len(warm) + len(default_rows))
+        store.close()
+        seconds = time.perf_counter() - start
+        shutil.rmtree(path)
+        return len(default_rows) / seconds
+
+    default_rows = single_rows(sizes.single_default)
+    default = repeat(sizes.repeats, as_a_user)
+    default_rows.clear()  # freed before the other runs
     every = asl.Settings().checkpoint_every_events
     plain = repeat(sizes.repeats, lambda: run(NO_CHECKPOINT))
     checkpointed = repeat(sizes.repeats, lambda: run(every))
-    return [Figure("append", plain), Figure("append_default_checkpoint", checkpointed)]
+    return [
+        Figure("append_default", default),
+        Figure("append", plain),
+        Figure("append_default_checkpoint", checkpointed),
+    ]
+
+
+BATCHES = 5  # the default-settings batch figure: this many batches of the table
 
 
 def bench_batch(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
@@ -77,9 +112,32 @@ def bench_batch(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
 
     with asl.open(scratch(folder, "batch-warm"), fsync="always") as store:
         store.append_batch(table.slice(0, 1000))  # untimed: kernels loaded from the cache
+    # Each batch its own event times, rising across batches, built outside the timing.
+    timed = [timed_events(table, first=k * n) for k in range(BATCHES)]
+
+    def as_a_user() -> float:
+        # A fresh store, default settings; timed from the first call until close() returns
+        # (every event sealed to Parquet).
+        path = scratch(folder, "batch-default")
+        start = time.perf_counter()
+        store = asl.open(path)
+        for part in timed:
+            store.append_batch(part)
+        expect_events(store, BATCHES * n)
+        store.close()
+        seconds = time.perf_counter() - start
+        shutil.rmtree(path)
+        return BATCHES * n / seconds
+
+    default = repeat(sizes.repeats, as_a_user)
+    timed.clear()  # freed before the other runs
     plain = repeat(sizes.repeats, lambda: run(NO_CHECKPOINT))
     checkpointed = repeat(sizes.repeats, lambda: run(asl.Settings().checkpoint_every_events))
-    return [Figure("append_batch", plain), Figure("append_batch_default_checkpoint", checkpointed)]
+    return [
+        Figure("append_batch_default", default),
+        Figure("append_batch", plain),
+        Figure("append_batch_default_checkpoint", checkpointed),
+    ]
 
 
 def bench_checkpoint(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
@@ -144,7 +202,35 @@ def bench_reopen(sizes: Sizes, folder: Path, table: pa.Table) -> list[Figure]:
     run()  # untimed: the first open in this process loads its kernels
     again = repeat(sizes.repeats, run)
     first = repeat(min(sizes.repeats, 3), lambda: run_python(FIRST_OPEN_SCRIPT, str(path)))
-    return [Figure("reopen", again), Figure("reopen_first_in_process", first)]
+    entity = str(table.column("entity_id")[0])
+    fresh = repeat(sizes.repeats, lambda: run_python(OPEN_QUERY_SCRIPT, str(path), entity))
+
+    def cold() -> float:
+        # The very first open after install: numba compiles every kernel it reaches.
+        with tempfile.TemporaryDirectory(prefix="asl-numba-") as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            return float(run_python(OPEN_QUERY_SCRIPT, str(path), entity, env=env))
+
+    return [
+        Figure("open_query_fresh_process", fresh),
+        Figure("open_query_cold_cache", repeat(max(sizes.repeats // 2, 1), cold)),
+        Figure("reopen", again),
+        Figure("reopen_first_in_process", first),
+    ]
+
+
+OPEN_QUERY_SCRIPT = """
+import json, sys, time
+import allsource_lab as asl
+start = time.perf_counter()
+store = asl.open(sys.argv[1])
+rows = store.events(entity_id=sys.argv[2]).to_arrow().num_rows
+seconds = time.perf_counter() - start
+store.close()
+if not rows:
+    raise SystemExit("the benchmark's entity query found no events")
+print(json.dumps(seconds))
+"""
 
 
 MEMORY_SCRIPT = """

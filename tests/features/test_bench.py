@@ -22,6 +22,10 @@ READ_FIGURES = {
     "eventsourcing_rebuild_100",
 }
 OPERATIONS = {
+    "append_default",
+    "append_batch_default",
+    "open_query_fresh_process",
+    "open_query_cold_cache",
     "append",
     "append_default_checkpoint",
     "append_batch",
