@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: lab test test-slow test-ui extension check bench soak clean venv node
+.PHONY: lab test test-slow test-ui extension check bench bench-scale soak clean venv node
 
 # An editable install leaves out the wheel's data-files, among them the prebuilt
 # JupyterLab extension, so the same folder is made here: links to the build in
@@ -106,6 +106,14 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m allsource_lab.bench
+
+# How each cost grows with the history: a store built and read at each of SCALE_SIZES
+# events (`make bench-scale SCALE_SIZES=1M,10M`), in BENCH_SCALE_DIR or a temporary folder;
+# a size the machine's memory or disk cannot hold is skipped, saying why. Writes the
+# figures to bench-results/scale-<date>.json.
+SCALE_SIZES ?= 1M,10M,100M
+bench-scale: $(STAMP)
+	$(BIN)/python -m allsource_lab.bench.scale --sizes $(SCALE_SIZES)
 
 # Continuous ingest with checkpoints, compactions, snapshots, reopens and verify() for
 # DURATION seconds, failing on lost events, damage or memory growth past its bound
