@@ -122,6 +122,35 @@ def next_valid(buf: np.ndarray, bad: int, end: int, max_length: int) -> int:
 
 
 @jit
+def next_tiling(buf: np.ndarray, bad: int, end: int, max_length: int) -> int:
+    """Where valid frames begin after the bad frame at ``bad`` *and run on to* ``end``, one
+    after another with nothing between them; -1 if no offset starts such a run.
+
+    For when ``next_valid`` gives up (UNKNOWN): the bytes after a torn final batch record
+    are its own columns, whose offsets look like frame lengths and make ``next_valid``
+    checksum each one. Here a candidate must first tile the rest of the buffer by its
+    lengths alone (no checksum; random lengths overshoot within a step or two), and only a
+    tiling run is checksummed. Finds records after damage only when nothing else is
+    damaged after them, so it decides "torn tail or not", not where salvage resumes.
+    """
+    for p in range(bad + 1, end - FRAME_SIZE + 1):
+        q = p
+        while q + FRAME_SIZE <= end:
+            length = _u32(buf, q)
+            if length == 0 or length > max_length:
+                break
+            q += FRAME_SIZE + length
+        if q != end:
+            continue
+        q = p
+        while q < end and check_frame(buf, q, end, max_length) == OK:
+            q += FRAME_SIZE + _u32(buf, q)
+        if q == end:
+            return p
+    return -1
+
+
+@jit
 def all_zero(buf: np.ndarray, start: int, end: int) -> bool:
     """True if buf[start:end] holds only zero bytes."""
     return all(buf[p] == 0 for p in range(start, end))

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,11 @@ class WriteAheadLog:
         self._size = 0
         self._name_durable = True
         self.current: Path | None = None
+        # Files rotated away without an fsync (a checkpoint that starts sealing them), by
+        # path: the next sync() syncs them before the current file, so "synced" still
+        # covers every byte written; trimming a sealed file closes its descriptor.
+        self._unsynced: dict[Path, int] = {}
+        self._unsynced_lock = threading.Lock()  # sync() and trim() run on different threads
 
     # -- naming ------------------------------------------------------------------------
 
@@ -178,7 +184,14 @@ class WriteAheadLog:
             raise
 
     def sync(self) -> None:
-        """fsync the current file (and, the first time, the folder that names it)."""
+        """fsync the files rotated away unsynced, then the current file (and, the first
+        time, the folder that names it)."""
+        if self._unsynced:
+            with self._unsynced_lock:
+                for path, fd in list(self._unsynced.items()):
+                    os.fsync(fd)
+                    del self._unsynced[path]
+                    os.close(fd)
         os.fsync(self._require_fd())
         if not self._name_durable:
             fsync_folder(self.folder)
@@ -187,17 +200,39 @@ class WriteAheadLog:
     def rotate(self, next_sequence: int, *, sync: bool = True) -> None:
         """Close the current file and start a new one at ``next_sequence``.
 
-        ``sync=False`` skips the fsync of the closed file when everything in it is
-        already synced or about to be sealed elsewhere (a checkpoint).
+        ``sync=False`` leaves the old file's fsync to the next :meth:`sync` (a checkpoint
+        that is about to seal its events elsewhere: the appending thread does not wait
+        for the disk, and the fsync policy still covers those bytes until the seal).
         """
-        old = self._fd
+        old, old_path = self._fd, self.current
         if old is not None and sync:
             self.sync()
         self._start(next_sequence)  # takes over only once the new file is ready
         if old is not None:
-            os.close(old)
+            if sync or old_path is None:
+                os.close(old)
+            else:
+                with self._unsynced_lock:
+                    self._unsynced[old_path] = old
+
+    def trim(self, before: int) -> None:
+        """Remove the files whose first sequence is below ``before`` (their events are all
+        sealed: the manifest covers them). Files already gone are skipped."""
+        for path in self.files():
+            if int(path.stem) >= before or path == self.current:
+                continue
+            with self._unsynced_lock:
+                fd = self._unsynced.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def close(self) -> None:
+        with self._unsynced_lock:
+            rotated, self._unsynced = self._unsynced, {}
+        for fd in rotated.values():
+            os.close(fd)  # their events are sealed or were synced by the last sync()
         if self._fd is not None:
             try:
                 os.fsync(self._fd)
@@ -271,6 +306,10 @@ class WriteAheadLog:
                 return
             why = frames.STATUS_TEXT[status]
             following = frames.next_valid(data, stop, end, MAX_RECORD_BYTES)
+            if last and following == frames.UNKNOWN:
+                # Too costly to say where records resume: say at least whether any whole
+                # records follow to the end of the file, or the final write was torn.
+                following = frames.next_tiling(data, stop, end, MAX_RECORD_BYTES)
             if last and following == -1:
                 # Torn tail: the final write never completed.
                 result.problems.append(f"{path}: torn final record at byte {stop} ({why})")
