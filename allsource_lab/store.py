@@ -104,7 +104,7 @@ class EventStore:
         self.recovery_problems: list[str] = loaded.problems
         entities = EntityTable(loaded.manifest.partitions, settings)
         tail = Tail(loaded.tail)
-        history = load_history(loaded, entities, tail)
+        history = load_history(loaded, entities, tail, storage)
         snapshots = Snapshots()
         self.recovery_problems.extend(load_snapshots(storage, entities, snapshots))
         log = EventLog(
@@ -146,7 +146,7 @@ class EventStore:
         log.schemas = rows.schemas = self.schemas
         log.schemas_active = bool(self.schemas.subjects())
         log.find_retry = event_ids.find_retry
-        log.on_full = self.checkpoint
+        log.on_full = self._tail_full
         # The hot path, bound once: store.append is the log's own method, with no call
         # in between (a delegating method measured ~0.08 us more per append, ~4% of an
         # append in a tight loop). EventStore.append below documents it and delegates.
@@ -285,6 +285,12 @@ class EventStore:
             self.projections.save()
         return sealed
 
+    def _tail_full(self) -> None:
+        """An append filled the tail: seal it in the background (the automatic checkpoint)."""
+        self._sealer.request()
+        if self.projections:
+            self.projections.save()
+
     def compact(self) -> dict[str, Any] | None:
         """Merge every sealed segment into one; returns what was merged (None if fewer
         than two segments). Reads answer the same before and after.
@@ -316,6 +322,8 @@ class EventStore:
                 log.write_wal(sync=True)
                 self._states.save()
         finally:
+            with contextlib.suppress(StorageError):  # already raised, or writes refused
+                self._sealer.wait()  # a seal still running writes nothing after this
             with log.lock:
                 log.closed = True
                 log.refuse = True
@@ -618,7 +626,12 @@ class EventStore:
         """Counts and facts about the store.
 
         ``memory_bytes`` estimates what the store holds in memory: its Arrow data, the
-        index, snapshots and unwritten WAL bytes (not Python's or DuckDB's own).
+        index, snapshots and unwritten WAL bytes (not Python's or DuckDB's own);
+        ``mapped_bytes`` the sealed segments a folder store reads from memory-mapped files,
+        whose pages the operating system reads in and drops as it needs.
+        ``events`` is ``sealed_events`` (in committed segments) plus ``sealing_events`` (a
+        full tail that an automatic checkpoint is sealing in the background) plus
+        ``tail_events`` (the unsealed tail); ``checkpoint()`` seals all of them.
 
         >>> import allsource_lab as asl
         >>> asl.open().stats()["events"]
@@ -630,8 +643,13 @@ class EventStore:
             reader.sync(log.tail)
             entities = self._entities
             segments = self._sealer.segments
+            # A folder store's segments are mapped files (docs/format.md, "Column files"):
+            # their pages are the system's to keep or drop, so they count apart.
+            sealed = len(segments)
+            mapped = sum(p.nbytes for p in reader.pieces[:sealed]) if self.path else 0
             memory = (
                 sum(piece.nbytes for piece in reader.pieces)
+                - mapped
                 + reader.nbytes()
                 + entities.keys.nbytes()
                 + self._states.snapshots.nbytes()
@@ -646,11 +664,13 @@ class EventStore:
                 "last_sequence": log.next_seq - 1,
                 "segments": len(segments),
                 "sealed_events": sum(t.num_rows for t in segments),
+                "sealing_events": 0 if reader.sealing is None else reader.sealing[3],
                 "tail_events": log.next_seq - log.tail_first,
                 "wal_bytes": self._storage.wal_bytes(),
                 "wal_bytes_buffered": log.tail.unwritten,
                 "snapshots": self._states.snapshots.count,
                 "memory_bytes": memory,
+                "mapped_bytes": mapped,
                 "partitions": entities.partitions,
                 "fsync": self.settings.fsync,
                 "read_only": self.read_only,

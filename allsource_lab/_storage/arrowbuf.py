@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from allsource_lab.errors import InvalidArgument
 
-__all__ = ["string_array_from_buffers", "string_buffers"]
+__all__ = ["int64_view", "string_array_from_buffers", "string_buffers"]
 
 
 def string_buffers(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +57,16 @@ def string_buffers(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     else:
         data, offsets = _joined([_array_buffers(c, offset_type) for c in col.chunks])
     return _read_only(data), _read_only(offsets)
+
+
+def int64_view(col: pa.Array) -> np.ndarray:
+    """A non-null int64 (or timestamp) array's values as a read-only numpy view, no copy.
+
+    ``Array.to_numpy`` does the same but imports pandas on its first call in a process
+    (~0.5 s): the open path must not pay that.
+    """
+    buf = col.buffers()[1]
+    return _read_only(np.frombuffer(buf, np.int64, len(col), col.offset * 8))
 
 
 def string_array_from_buffers(data: np.ndarray, offsets: np.ndarray) -> pa.LargeStringArray:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.manifest import Manifest
 from allsource_lab.settings import Settings
 
@@ -90,13 +91,26 @@ class Storage:
         """
         raise NotImplementedError
 
+    def start_seal(self, through: int) -> int | None:
+        """Before sealing the events through sequence ``through``: start a new log file
+        for the events after them (under the store's locks, so that none of those is
+        written to the old one). Returns the first sequence of that file, for
+        :meth:`seal`'s ``trim_before``, or None if the log has no files.
+
+        Raises:
+            OSError: the new file cannot be started; the current one stays in use.
+        """
+        return None
+
     def seal(
-        self, table: pa.Table, through: int, settings: Settings
+        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
     ) -> tuple[pa.Table, np.ndarray]:
         """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order.
 
         Once this returns, every event up to sequence ``through`` is in a segment and the
-        log no longer needs it.
+        log no longer needs it: log files that start below ``trim_before`` are removed.
+        Runs on the sealing thread, beside appends (which never touch segments or the
+        manifest); never two at once.
         """
         raise NotImplementedError
 
@@ -120,6 +134,17 @@ class Storage:
         damaged log without its damaged records; it changes nothing else.
         """
         return [], []
+
+    def read_index(self, k: int, rows: int) -> SegmentIndex | None:
+        """The index file of the ``k``-th live segment (of ``rows`` rows; -1: the newest),
+        or None if it is missing, damaged or not this segment's (derived data: never
+        raises)."""
+        return None
+
+    def write_index(self, k: int, index: SegmentIndex) -> None:
+        """Keep the index of the ``k``-th live segment (-1: the newest) beside it (no
+        fsync: it checks itself when read). Failures are ignored: the open rebuilds it
+        from the rows."""
 
     def wal_bytes(self) -> int:
         """Bytes in the WAL files on disk."""

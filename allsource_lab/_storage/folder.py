@@ -24,9 +24,24 @@ import numpy as np
 import pyarrow as pa
 
 from allsource_lab._storage.base import Loaded, Storage
+from allsource_lab._storage.columns import (
+    check_columns,
+    column_file_name,
+    open_columns,
+    require_segment,
+    rewrite_columns,
+    write_columns,
+)
+from allsource_lab._storage.index_file import (
+    SegmentIndex,
+    decode_index,
+    encode_index,
+    index_file_name,
+)
 from allsource_lab._storage.lock import StoreLock
 from allsource_lab._storage.manifest import (
     Manifest,
+    SegmentInfo,
     fsync_folder,
     make_folder,
     replace_file,
@@ -107,9 +122,9 @@ class FolderStorage(Storage):
             manifest = Manifest(store_id=str(uuid.uuid4()), partitions=self.settings.partitions)
             manifest.write(self.path)  # type: ignore[arg-type]
         if self.read_only:
-            manifest, segments, scan, batches = self._read_consistent(manifest_path)
+            manifest, segments, problems, scan, batches = self._read_consistent(manifest_path)
         else:
-            segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+            manifest, segments, problems = self._open_segments(manifest)
             self._remove_orphans(manifest)
             scan = self.wal.scan(self.settings.recovery, repair=True)
             batches = decode_log(scan, manifest.sealed_through)
@@ -126,27 +141,90 @@ class FolderStorage(Storage):
             self.wal.open_for_append(
                 self._next_sequence(manifest, batches), fresh=scan.damaged_last_file
             )
-        return Loaded(manifest, segments, batches, list(scan.problems))
+        return Loaded(manifest, segments, batches, [*problems, *scan.problems])
+
+    def _open_segments(self, manifest: Manifest) -> tuple[Manifest, list[pa.Table], list[str]]:
+        """Every live segment as a table: its column file mapped, or else its Parquet read.
+
+        A segment's Parquet must be there at its recorded size (``require_segment``), but
+        is read only when its column file cannot be mapped (``open_columns``): then its
+        SHA-256 is checked as it is read, and a writable open writes the column file again
+        from it and maps that, so the heap copy goes. Returns the manifest (rewritten, if
+        column files were written, to record them: a crash before that only means they
+        are written again next time), the tables, and what was damaged, for
+        ``recovery_problems`` (a store from before column files has none, and is not
+        damaged). A read-only open reads such a segment's Parquet into memory.
+
+        Raises:
+            CorruptionError: a segment is missing, resized, or (when its Parquet is read)
+                damaged: its events exist nowhere else.
+        """
+        tables: list[pa.Table] = []
+        infos: list[SegmentInfo] = []
+        problems: list[str] = []
+        written = False
+        for info in manifest.segments:
+            require_segment(self.segment_dir, info)
+            damage = None
+            if info.columns_bytes is not None:
+                try:
+                    tables.append(open_columns(self.segment_dir, info))
+                    infos.append(info)
+                    continue
+                except CorruptionError as exc:
+                    damage = str(exc)
+            table = read_segment(self.segment_dir, info)
+            done = "read from its segment into memory"
+            if not self.read_only:
+                columns = self.segment_dir / column_file_name(info.file)
+                try:
+                    info = rewrite_columns(self.segment_dir, info, table)
+                    written = True
+                    table = open_columns(self.segment_dir, info)
+                    done = "written again from its segment"
+                except OSError as exc:  # CorruptionError included: the Parquet serves
+                    problems.append(f"{columns}: could not be written ({exc}); {done}")
+            if damage is not None:
+                problems.append(f"{damage}; {done}")
+            tables.append(table)
+            infos.append(info)
+        if written:
+            manifest = replace(manifest, segments=infos)
+            # Decoded Parquet is gone (the mapped files replaced it); Arrow's pool would
+            # keep its pages.
+            pa.default_memory_pool().release_unused()
+            try:
+                manifest.write(self.path)  # type: ignore[arg-type]
+            except OSError as exc:
+                # The files are durable: the next manifest write (a checkpoint) records
+                # them, and until then a crash only means they are written again.
+                problems.append(f"manifest.json: column files not recorded yet ({exc})")
+        return manifest, tables, problems
 
     def _read_consistent(
         self, manifest_path: Path
-    ) -> tuple[Manifest, list[pa.Table], LogScan, list[pa.RecordBatch]]:
+    ) -> tuple[Manifest, list[pa.Table], list[str], LogScan, list[pa.RecordBatch]]:
         """Manifest, segments and WAL as of one moment, beside a writer that may checkpoint.
 
         A checkpoint between reading the manifest and listing the WAL would trim WAL files
-        the old manifest does not cover; so read, then check the manifest did not change,
-        and read again if it did.
+        the old manifest does not cover, and a compaction remove the segments it names;
+        so read, then check the manifest did not change, and read again if it did.
         """
         for _ in range(20):
             raw = manifest_path.read_bytes()
             manifest = Manifest.from_bytes(raw, str(manifest_path))
             try:
-                segments = [read_segment(self.segment_dir, info) for info in manifest.segments]
+                manifest, segments, problems = self._open_segments(manifest)
                 scan = self.wal.scan(self.settings.recovery, repair=False)
             except FileNotFoundError:
                 continue  # a WAL file trimmed while we listed them: the manifest moved on
+            except CorruptionError:
+                if manifest_path.read_bytes() != raw:
+                    continue  # a segment compacted away meanwhile
+                raise
             if manifest_path.read_bytes() == raw:
-                return manifest, segments, scan, decode_log(scan, manifest.sealed_through)
+                batches = decode_log(scan, manifest.sealed_through)
+                return manifest, segments, problems, scan, batches
         raise StorageError(
             f"{self.path} kept changing under this read-only open (a writer checkpointing "
             "continuously); try again"
@@ -162,10 +240,12 @@ class FolderStorage(Storage):
 
     def _remove_orphans(self, manifest: Manifest) -> None:
         live = {s.file for s in manifest.segments}
+        live |= {column_file_name(name) for name in live} | {index_file_name(n) for n in live}
         removed = False
         for path in self.segment_dir.iterdir():
             if path.name not in live:
-                # A segment written but never committed to the manifest, or a temp file.
+                # A segment or column file written but never committed to the manifest, one
+                # a compaction replaced, or a temp file.
                 path.unlink()
                 removed = True
         for path in (self.path / "manifest.json.tmp",):  # type: ignore[operator]
@@ -189,14 +269,19 @@ class FolderStorage(Storage):
     def rotate_log(self, next_sequence: int) -> None:
         self.wal.rotate(next_sequence, sync=True)
 
+    def start_seal(self, through: int) -> int | None:
+        self.wal.rotate(through + 1, sync=False)
+        return through + 1
+
     def seal(
-        self, table: pa.Table, through: int, settings: Settings
+        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
     ) -> tuple[pa.Table, np.ndarray]:
         """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
 
         The order is what makes a crash at any point safe: until the manifest names the
-        segment, the WAL still holds its events; once it does, the old WAL files are
-        redundant (and skipped on replay if their deletion did not happen).
+        segment, the WAL still holds its events; once it does, the WAL files before
+        ``trim_before`` (see :meth:`start_seal`) are redundant, and skipped on replay if
+        their deletion did not happen.
         """
         assert self.manifest is not None
         self.settle()
@@ -207,35 +292,25 @@ class FolderStorage(Storage):
             zstd_level=settings.segment_zstd_level,
         )
         info = segment_info(ordered, data)
-        manifest = replace(
-            self.manifest, segments=[*self.manifest.segments, info], sealed_through=through
+        self.manifest, stored = self._commit(
+            info, data, ordered, self.manifest.segments, sealed_through=through, name_durable=False
         )
-        self._commit(info.file, data, manifest, name_durable=False)
-        self.manifest = manifest
-        # Past the commit nothing may fail the checkpoint (it happened): a WAL file that
-        # cannot be started now is left for the next one. The old file needs no fsync:
-        # every event in it is sealed.
-        try:
-            self.wal.rotate(through + 1, sync=False)
-            redundant = [p for p in self.wal.files() if p != self.wal.current]
-        except OSError:
-            redundant = []
         # The store folder's fsync (which makes the new manifest's name durable) and then
         # the removal of the WAL files it made redundant run after the checkpoint returns:
         # its events were durable in the WAL already, and until that fsync a crash finds
         # the old manifest and those files still there.
         root: Path = self.path  # type: ignore[assignment]
+        wal = self.wal
 
         def housekeeping() -> None:
             fsync_folder(root)
-            for path in redundant:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            if trim_before is not None:
+                wal.trim(trim_before)
             # No folder fsync for the removals: a removal lost in a crash leaves a file
             # whose records are all sealed, and replay skips those by sequence.
 
         self._housekeeping = _background().submit(housekeeping)
-        return ordered, order
+        return stored, order
 
     def settle(self) -> None:
         """Wait for the last checkpoint's background work; raises what it raised."""
@@ -258,53 +333,79 @@ class FolderStorage(Storage):
         )
         # Two or more segments merge into a range no one of them had: a new name.
         info = segment_info(ordered, data)
-        manifest = replace(self.manifest, segments=[info])
-        self._commit(info.file, data, manifest)
-        self.manifest = manifest
+        self.manifest, stored = self._commit(info, data, ordered, [])
         for name in old:
-            with contextlib.suppress(FileNotFoundError):
-                (self.segment_dir / name).unlink()
+            for file in (name, column_file_name(name), index_file_name(name)):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.segment_dir / file).unlink()
         fsync_folder(self.segment_dir)
-        return ordered
+        return stored
 
     def _commit(
-        self, name: str, data: pa.Buffer, manifest: Manifest, *, name_durable: bool = True
-    ) -> None:
-        """Make the segment durable, then the manifest that names it.
+        self,
+        info: SegmentInfo,
+        data: pa.Buffer,
+        ordered: pa.Table,
+        before: list[SegmentInfo],
+        *,
+        sealed_through: int | None = None,
+        name_durable: bool = True,
+    ) -> tuple[Manifest, pa.Table]:
+        """Make the segment and its column file durable, then the manifest naming them.
 
-        The segment goes straight under its final name (until the manifest names it, a
-        half-written one is an orphan that open removes). Its data, its folder entry and
-        the new manifest's temp file are fsynced at once, on three threads (fsync drops
-        the GIL), and only then is the manifest renamed into place and the store folder
-        fsynced: the manifest can never name a segment that is not wholly on disk.
+        The new manifest lists ``before`` then the segment ``info`` (Parquet ``data`` of
+        the rows ``ordered``), with its column file's size and CRC32C. The two files go
+        straight under their final names (until the manifest names them, a half-written
+        one is an orphan that open removes). Their data, their folder entry and the new
+        manifest's temp file are fsynced at once, on four threads (fsync drops the GIL),
+        and only then is the manifest renamed into place and the store folder fsynced: the
+        manifest can never name a file that is not wholly on disk. Returns the committed
+        manifest and the rows as the store keeps them: the column file mapped, so the
+        heap copy can go (``ordered`` itself if mapping it failed: past the commit
+        nothing may fail, and the next open writes the file again).
         """
+        assert self.manifest is not None
         root: Path = self.path  # type: ignore[assignment]
         temp = root / "manifest.json.tmp"
-        segment = self.segment_dir / name
+        segment = self.segment_dir / info.file
+        columns = self.segment_dir / column_file_name(info.file)
         try:
-            segment_fd = write_whole(segment, data)
-            try:
+            with contextlib.ExitStack() as fds:
+                segment_fd = write_whole(segment, data)
+                fds.callback(os.close, segment_fd)
+                columns_fd, size, crc = write_columns(columns, ordered)
+                fds.callback(os.close, columns_fd)
+                info = replace(info, columns_bytes=size, columns_crc32c=crc)
+                manifest = replace(
+                    self.manifest,
+                    segments=[*before, info],
+                    sealed_through=(
+                        self.manifest.sealed_through if sealed_through is None else sealed_through
+                    ),
+                )
                 manifest_fd = write_whole(temp, manifest.to_bytes())
-                try:
-                    _fsync_together(
-                        lambda: os.fsync(segment_fd),
-                        lambda: fsync_folder(self.segment_dir),
-                        lambda: os.fsync(manifest_fd),
-                    )
-                finally:
-                    os.close(manifest_fd)
-            finally:
-                os.close(segment_fd)
+                fds.callback(os.close, manifest_fd)
+                _fsync_together(
+                    lambda: os.fsync(segment_fd),
+                    lambda: os.fsync(columns_fd),
+                    lambda: fsync_folder(self.segment_dir),
+                    lambda: os.fsync(manifest_fd),
+                )
         except OSError:
             # Not committed: the half-written files go now (a full disk gets its room
             # back); open would remove them as orphans anyway.
-            for path in (segment, temp):
+            for path in (segment, columns, temp):
                 with contextlib.suppress(OSError):
                     path.unlink()
             raise
         os.replace(temp, root / "manifest.json")
         if name_durable:  # otherwise the caller fsyncs root before anything relies on it
             fsync_folder(root)
+        try:
+            stored = open_columns(self.segment_dir, info)
+        except OSError:  # CorruptionError included
+            stored = ordered
+        return manifest, stored
 
     # -- checking ----------------------------------------------------------------------
 
@@ -322,12 +423,21 @@ class FolderStorage(Storage):
             checked += 1
             try:
                 data = path.read_bytes()
+                problem = check_segment_bytes(path, data, info)
+                del data  # before the column file is read: one file's bytes at a time
+                if problem is not None:
+                    problems.append(f"{path}: {problem}")
             except OSError as exc:
                 problems.append(f"{path}: cannot be read ({exc})")
-                continue
-            problem = check_segment_bytes(path, data, info)
-            if problem is not None:
-                problems.append(f"{path}: {problem}")
+            if info.columns_bytes is not None:
+                columns = self.segment_dir / column_file_name(info.file)
+                checked += 1
+                try:
+                    problem = check_columns(self.segment_dir, info)
+                except OSError as exc:
+                    problem = f"cannot be read ({exc})"
+                if problem is not None:
+                    problems.append(f"{columns}: {problem}")
         for path in self.wal.files():
             try:
                 problems.extend(check_wal_file(path))
@@ -497,6 +607,29 @@ class FolderStorage(Storage):
                 total += path.stat().st_size
         return total
 
+    def read_index(self, k: int, rows: int) -> SegmentIndex | None:
+        manifest = self.manifest
+        if manifest is None or not -len(manifest.segments) <= k < len(manifest.segments):
+            return None
+        name = manifest.segments[k].file
+        try:
+            data = (self.segment_dir / index_file_name(name)).read_bytes()
+        except OSError:
+            return None
+        return decode_index(data, name, rows)
+
+    def write_index(self, k: int, index: SegmentIndex) -> None:
+        manifest = self.manifest
+        if (
+            self.read_only
+            or manifest is None
+            or not -len(manifest.segments) <= k < len(manifest.segments)
+        ):
+            return
+        name = manifest.segments[k].file
+        with contextlib.suppress(OSError):
+            (self.segment_dir / index_file_name(name)).write_bytes(encode_index(name, index))
+
     def segment_files(self) -> list[Path]:
         manifest = self.manifest
         return [] if manifest is None else [self.segment_dir / s.file for s in manifest.segments]
@@ -536,7 +669,7 @@ def _fsync_together(*calls: Callable[[], None]) -> None:
     """
     global _fsync_pool
     if _fsync_pool is None:
-        _fsync_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="allsource-fsync")
+        _fsync_pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="allsource-fsync")
     others = [_fsync_pool.submit(call) for call in calls[1:]]
     error: BaseException | None = None
     try:

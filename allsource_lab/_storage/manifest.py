@@ -24,7 +24,8 @@ FORMAT = 1
 
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
-    """One sealed Parquet segment: its file, rows, sequence range and checksum."""
+    """One sealed Parquet segment: its file, rows, sequence range and checksum, and the
+    size and CRC32C of its column file (``columns.py``)."""
 
     file: str
     rows: int
@@ -35,6 +36,11 @@ class SegmentInfo:
     # CRC32C of each BLOCK_BYTES block, so that damage is placed to within a block (empty
     # in manifests written before they were kept).
     blocks: tuple[int, ...] = ()
+    # The column file ``seg-A-B.arrow`` beside it: its size, checked at every open, and its
+    # CRC32C, checked by verify(). None in manifests written before column files (an open
+    # for writing writes the file and records both).
+    columns_bytes: int | None = None
+    columns_crc32c: int | None = None
 
 
 @dataclass(slots=True)
@@ -62,6 +68,11 @@ class Manifest:
                     "bytes": s.bytes,
                     "sha256": s.sha256,
                     **({"blocks": list(s.blocks)} if s.blocks else {}),
+                    **(
+                        {"columns_bytes": s.columns_bytes, "columns_crc32c": s.columns_crc32c}
+                        if s.columns_bytes is not None
+                        else {}
+                    ),
                 }
                 for s in self.segments
             ],

@@ -63,7 +63,7 @@ class MemoryStorage(Storage):
         pass
 
     def seal(
-        self, table: pa.Table, through: int, settings: Settings
+        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
     ) -> tuple[pa.Table, np.ndarray]:
         ordered, order = sort_for_segment(table)
         self.segments.append(ordered)

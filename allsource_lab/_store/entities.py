@@ -18,7 +18,7 @@ from allsource_lab._ingest import inputs
 from allsource_lab._kernels import versions as version_kernels
 from allsource_lab._kernels.hashing import partitions_of
 from allsource_lab._kernels.keytable import KeyTable
-from allsource_lab._storage.arrowbuf import string_buffers
+from allsource_lab._storage.arrowbuf import int64_view, string_buffers
 from allsource_lab.errors import ConcurrencyError, InvalidEvent, NotFound
 from allsource_lab.settings import Settings
 
@@ -63,6 +63,27 @@ class EntityTable:
         versions = np.frombuffer(self.versions, np.int64)
         version_kernels.raise_to(nos, batch.column("version").to_numpy(), versions)
         del versions  # a live buffer export would stop the array from growing
+        return nos
+
+    def absorb_runs(self, batch: pa.RecordBatch, run_starts: np.ndarray) -> np.ndarray:
+        """``absorb`` for a segment sorted by entity, from the first row of each run of
+        one entity's rows: the numbers of the runs' entities (numbered as ``absorb``
+        would: in row order), hashing one id per entity instead of one per row."""
+        n = batch.num_rows
+        if not len(run_starts):
+            return np.empty(0, np.int64)
+        # (From the buffer: pa.array(ndarray) would import pandas to check for a Series,
+        # 0.5 s of an open in a fresh process.)
+        starts = np.ascontiguousarray(run_starts, np.int32)
+        at = pa.Array.from_buffers(pa.int32(), len(starts), [None, pa.py_buffer(starts)])
+        nos = self.intern_column(batch.column("entity_id").take(at))
+        last_rows = np.empty(len(run_starts), np.int64)
+        last_rows[:-1] = run_starts[1:]
+        last_rows[-1] = n
+        last_rows -= 1  # an entity's highest version in the segment is its run's last row
+        versions = np.frombuffer(self.versions, np.int64)
+        version_kernels.raise_to(nos, int64_view(batch.column("version"))[last_rows], versions)
+        del versions
         return nos
 
     def new_type(self, event_type: object) -> bytes:

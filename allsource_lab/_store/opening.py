@@ -46,25 +46,44 @@ def _max_int(column: pa.Array | pa.ChunkedArray) -> int:
     return int(pc.max(column.cast(pa.int64())).as_py())
 
 
-def load_history(loaded: Loaded, entities: EntityTable, tail: Tail) -> History:
-    """Number the loaded events' entities, raise their versions and index every row."""
+def load_history(
+    loaded: Loaded, entities: EntityTable, tail: Tail, storage: Storage | None = None
+) -> History:
+    """Number the loaded events' entities, raise their versions and index every row.
+
+    A segment whose index file ``storage`` has is indexed from it (hashing one entity id
+    per entity rather than per row); the others from their rows, and a writable storage
+    then keeps their index files for the next open.
+    """
     last_seq = 0
     last_rec = 0
     reader = Reader(entities.keys)
     segments: list[pa.Table] = []
     segment_last: list[int] = []
+    unindexed: list[tuple[int, int]] = []  # (segment, piece) without an index file
     tail_rows = sum(c.num_rows for c in tail.chunks)
     reader.index.expect(sum(t.num_rows for t in loaded.segments) + tail_rows)
-    for segment in loaded.segments:
+    for k, segment in enumerate(loaded.segments):
         if not segment.num_rows:
             continue
         # Each segment as a one-batch table: the reader's pieces share its buffers.
         batch = one_batch(segment)
         segments.append(pa.Table.from_batches([batch]))
-        reader.add_segment(batch, entities.absorb(batch))
-        segment_last.append(int(pc.max(batch.column("sequence")).as_py()))
-        last_seq = max(last_seq, segment_last[-1])
-        last_rec = max(last_rec, _max_int(batch.column("recorded_at")))
+        index = None if storage is None else storage.read_index(k, batch.num_rows)
+        if index is None:
+            reader.add_segment(batch, entities.absorb(batch))
+            unindexed.append((k, len(segments) - 1))
+            last = int(pc.max(batch.column("sequence")).as_py())
+            last_rec = max(last_rec, _max_int(batch.column("recorded_at")))
+        else:
+            reader.add_indexed_segment(batch, index, entities.absorb_runs(batch, index.run_starts))
+            last = int(index.sequence[-1])
+            last_rec = max(last_rec, int(index.recorded_at.max()))
+        segment_last.append(last)
+        last_seq = max(last_seq, last)
+    if storage is not None:
+        for k, piece in unindexed:
+            storage.write_index(k, reader.segment_index(piece))
     reader.finish_open()
     for chunk in tail.chunks:
         entities.absorb(chunk)

@@ -1,15 +1,24 @@
 """Checkpoints and compaction: the tail sealed into Parquet segments, segments merged.
 
-A checkpoint writes the unsealed tail as one segment sorted by (partition, entity_id,
-sequence), commits it in the manifest, and starts an empty tail; the read side keeps the
-sealed rows (the segment's Arrow data) and moves their index entries to the new order.
-Compaction rewrites every segment as one and builds the read side anew over it. Both hold
-the store's locks throughout: appends and reads wait (~1-2 s per million events).
+A checkpoint *retires* the unsealed tail (under the store's locks, a few microseconds plus
+writing out buffered WAL bytes): a new, empty tail takes appends at once, the WAL goes on in
+a new file, and the retired tail stays readable where it was. A sealing thread then sorts it
+by (partition, entity_id, sequence), writes it as a segment, commits it in the manifest and
+removes the WAL files it made redundant; only the last step, putting the segment in the
+retired chunks' place on the read side, takes the lock again. So appends never wait for a
+seal — unless the next tail fills while the previous one is still being sealed: then the
+append that filled it waits (backpressure: at most two tails are held in memory).
+
+A seal that finds the disk full keeps its retired tail; the next checkpoint (automatic or
+asked for) seals it together with what arrived since. Any other failure stops writes, as a
+failed WAL write does. Compaction waits for a running seal and then holds the locks
+throughout (~1-2 s per million events).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab._query.reads import Reader, one_batch
-from allsource_lab._query.state import Snapshots, encode_snapshot
+from allsource_lab._query.state import Snapshot, Snapshots, encode_snapshot
 from allsource_lab._store.entities import EntityTable
 from allsource_lab._store.log import EventLog, disk_full
 from allsource_lab.errors import StorageError
@@ -30,6 +39,24 @@ __all__ = ["Sealer"]
 
 # A sealed tail at least this long hands Arrow's freed pages back to the system.
 _RELEASE_ROWS = 65_536
+
+
+class _Job:
+    """A retired tail on its way to a segment."""
+
+    __slots__ = ("error", "events", "seconds", "snapshots", "table", "thread", "through", "trim")
+
+    def __init__(
+        self, table: pa.Table, through: int, trim: int | None, snapshots: list[Snapshot]
+    ) -> None:
+        self.table: pa.Table | None = table
+        self.events = table.num_rows
+        self.through = through
+        self.trim = trim  # WAL files starting below this go once it is sealed
+        self.snapshots = snapshots  # they fold only events of this tail or before
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
 
 
 class Sealer:
@@ -59,67 +86,186 @@ class Sealer:
         self.segments = segments  # each segment as a one-batch table
         self.segment_last = segment_last  # its last sequence: catch-up skips whole segments
         self.generation = 0
+        # The retired tail being sealed (or whose seal found the disk full), if any.
+        self._job: _Job | None = None
+        # Held by whoever waits for or starts a seal: one at a time, in order.
+        self._turn = threading.Lock()
+
+    @property
+    def sealed_through(self) -> int:
+        """The last sequence in a committed segment (0: none)."""
+        return self.segment_last[-1] if self.segment_last else 0
+
+    def request(self) -> None:
+        """The tail is full: start sealing it on the sealing thread and return.
+
+        Waits only for the seal before it, if that one is still running.
+
+        Raises:
+            StorageError: the store refuses writes, or the seal before it failed.
+        """
+        with self._turn:
+            self._wait()
+            self._start()
 
     def seal(self) -> dict[str, Any] | None:
-        """Seal the tail into a segment; what was sealed, or None for an empty tail.
+        """Seal the tail into a segment and wait for it; what was sealed (None if nothing
+        was: the tail was empty and no earlier seal was waiting).
 
         Raises:
             StorageError: the store refuses writes, or the segment could not be written
                 (nothing acknowledged is lost: the WAL still holds it).
         """
+        started = time.perf_counter()
+        with self._turn:
+            self._wait()
+            job = self._start()
+            if job is None:
+                return None
+            self._wait()
+        return {
+            "events": job.events,
+            "through_sequence": job.through,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def wait(self) -> None:
+        """Wait for a running seal (before compaction, or closing).
+
+        Raises:
+            StorageError: it failed.
+        """
+        with self._turn:
+            self._wait()
+
+    def _wait(self) -> None:
+        """Wait for the running seal (holding ``_turn``); raise what it failed with.
+
+        A seal that found the disk full stays as the job, for the next one to take along.
+        """
+        job = self._job
+        if job is None or job.thread is None:
+            return
+        job.thread.join()
+        job.thread = None
+        error = job.error
+        if error is None:
+            self._job = None
+            return
+        job.error = None
+        raise error
+
+    def _start(self) -> _Job | None:
+        """Retire the tail (with a seal the disk refused before, if any) and start its
+        seal on a new thread (holding ``_turn``); the job, or None if nothing to seal."""
         log = self.log
         with log.io_lock, log.lock:
             if log.refuse:
                 log.refuse_write(io_held=True)
+            job = self._job
             if log.next_seq == log.tail_first:
-                return None
-            started = time.perf_counter()
-            data = log.take_unwritten()
-            if data or log.wal_retry:
-                try:
-                    log.write_log(data, locked=True)
-                except OSError as exc:
-                    log.fail(exc)
+                if job is None:
+                    return None
+            else:
+                job = self._retire(job)
+            self._job = job
+        job.thread = threading.Thread(
+            target=self._run, args=(job,), name="allsource-sealer", daemon=True
+        )
+        job.thread.start()
+        return job
+
+    def _retire(self, job: _Job | None) -> _Job:
+        """Hand the tail to a job (a new one, or the job the disk refused), start a new
+        tail and WAL file; under both locks."""
+        log = self.log
+        data = log.take_unwritten()
+        if data or log.wal_retry:
             try:
-                self.reader.sync(log.tail)
-                table = log.tail.table()
-                through = log.next_seq - 1
-                ordered, order = self.storage.seal(table, through, self.settings)
+                log.write_log(data, locked=True)
             except OSError as exc:
-                if disk_full(exc):
-                    raise StorageError(
-                        f"checkpoint found the disk full ({exc}); nothing was sealed and "
-                        "nothing acknowledged was lost (the WAL holds it). Free space; the "
-                        "next checkpoint tries again"
-                    ) from exc
-                log.failed = exc
-                log.refuse = True
-                raise StorageError(
-                    f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
-                    "WAL still holds it. Free space or fix the disk, then reopen."
-                ) from exc
-            batch = one_batch(ordered)
+                log.fail(exc)
+        reader = self.reader
+        reader.sync(log.tail)
+        table = log.tail.table()
+        through = log.next_seq - 1
+        try:
+            trim = self.storage.start_seal(through)
+        except OSError:
+            trim = None  # the WAL goes on in its current file; a later seal trims it
+        if job is None:
+            reader.retire_tail()
+            job = _Job(table, through, trim, [])
+        else:
+            reader.extend_retired()
+            assert job.table is not None
+            job.table = pa.concat_tables([job.table, table])
+            job.events = job.table.num_rows
+            job.through = through
+            job.trim = trim if trim is not None else job.trim
+        job.snapshots += self.snapshots.unsaved
+        self.snapshots.unsaved = []
+        log.stream_base = log.stream_end()
+        log.new_tail(through + 1)
+        return job
+
+    def _run(self, job: _Job) -> None:
+        """The sealing thread: write the segment, then put it in the retired tail's place."""
+        started = time.perf_counter()
+        log = self.log
+        assert job.table is not None
+        try:
+            ordered, order = self.storage.seal(job.table, job.through, self.settings, job.trim)
+        except OSError as exc:
+            if disk_full(exc):
+                job.error = StorageError(
+                    f"checkpoint found the disk full ({exc}); nothing was sealed and "
+                    "nothing acknowledged was lost (the WAL holds it). Free space; the "
+                    "next checkpoint tries again"
+                )
+                job.error.__cause__ = exc
+                return
+            job.error = self._stop(
+                exc,
+                f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
+                "WAL still holds it. Free space or fix the disk, then reopen.",
+            )
+            return
+        except BaseException as exc:
+            # Not an error of the disk (a bug, an interrupt): stop writes, and whoever
+            # waits for the seal gets it as it was raised.
+            self._stop(exc, "")
+            job.error = exc
+            return
+        batch = one_batch(ordered)
+        with log.lock:
             self.segments.append(pa.Table.from_batches([batch]))
-            self.segment_last.append(through)
-            self.reader.seal(batch, order)
-            log.synced = log.stream_base = log.stream_end()
-            log.new_tail(through + 1)
-            unsaved = self.snapshots.unsaved
-            if unsaved:  # everything they fold is sealed now
-                self.snapshots.unsaved = []
-                with contextlib.suppress(OSError):  # derived data: the events are safe
-                    self.storage.write_snapshots([encode_snapshot(x) for x in unsaved])
-            # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
-            # reuse; handing them back makes a sealed store's RSS its segments (1M events:
-            # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
-            # worth the call (~1 ms).
-            if batch.num_rows >= _RELEASE_ROWS:
-                pa.default_memory_pool().release_unused()
-            return {
-                "events": batch.num_rows,
-                "through_sequence": through,
-                "seconds": time.perf_counter() - started,
-            }
+            self.segment_last.append(job.through)
+            reader = self.reader
+            piece = reader.sealing[0]  # type: ignore[index]
+            reader.seal(batch, order)
+            index = reader.segment_index(piece)
+        job.table = None
+        self.storage.write_index(-1, index)  # what the next open would rebuild
+        if job.snapshots:  # everything they fold is sealed now
+            with log.io_lock, contextlib.suppress(OSError):  # derived data: events are safe
+                self.storage.write_snapshots([encode_snapshot(x) for x in job.snapshots])
+        # The tail's buffers are free now, but Arrow's allocator keeps freed pages for
+        # reuse; handing them back makes a sealed store's RSS its segments (1M events:
+        # ~350 -> ~160 bytes per event, measured). Small tails free too little to be
+        # worth the call (~1 ms).
+        if batch.num_rows >= _RELEASE_ROWS:
+            pa.default_memory_pool().release_unused()
+        job.seconds = time.perf_counter() - started
+
+    def _stop(self, exc: BaseException, message: str) -> StorageError:
+        """Refuse writes after a seal failed other than for room; the error to raise."""
+        with self.log.lock:
+            self.log.failed = exc
+            self.log.refuse = True
+        error = StorageError(message)
+        error.__cause__ = exc
+        return error
 
     def compact(self) -> dict[str, Any] | None:
         """Merge every segment into one; what was merged (None if fewer than two).
@@ -129,11 +275,16 @@ class Sealer:
                 written (the store is unchanged).
         """
         started = time.perf_counter()
+        with self._turn:
+            self._wait()
+            return self._compact(started)
+
+    def _compact(self, started: float) -> dict[str, Any] | None:
         log = self.log
         with log.io_lock, log.lock:
             if log.refuse:
                 log.refuse_write(io_held=True)
-            if len(self.segments) < 2:
+            if len(self.segments) < 2 or self._job is not None:
                 return None
             merged = pa.concat_tables(self.segments)
             try:
@@ -151,6 +302,7 @@ class Sealer:
             reader.finish_open()
             reader.sync(log.tail)
             self.reader = reader
+            self.storage.write_index(0, reader.segment_index(0))
             self.segments[:] = [pa.Table.from_batches([batch])]
             self.segment_last[:] = [int(pc.max(batch.column("sequence")).as_py())]
             self.generation += 1
@@ -163,19 +315,22 @@ class Sealer:
         }
 
     def tables(self) -> list[pa.Table]:
-        """Every stored event as Arrow tables: the segments, then the tail (under lock)."""
-        return [*self.segments, self.log.tail.table()]
+        """Every stored event as Arrow tables: segments, a tail being sealed, the tail
+        (under lock)."""
+        return self.tables_after(0)
 
     def tables_after(self, through: int) -> list[pa.Table]:
         """The tables that may hold sequences above ``through`` (under lock)."""
-        tail = self.log.tail
-        tail.freeze()
+        reader = self.reader
+        reader.sync(self.log.tail)
         found = [
             t for t, last in zip(self.segments, self.segment_last, strict=True) if last > through
         ]
+        # After the segments, the read side's pieces are chunks in sequence order: those
+        # of a tail being sealed, then the tail's.
         found += [
             pa.Table.from_batches([c])
-            for c in tail.chunks
+            for c in reader.pieces[len(self.segments) :]
             if c.num_rows and c.column(0)[-1].as_py() > through
         ]
         return found

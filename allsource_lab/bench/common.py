@@ -106,10 +106,14 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "open_query_cold_cache": ("as above, first run after install (empty numba cache)", "s"),
     "reopen": ("reopen the table's store, open only (warm: same process, opened before)", "s"),
     "reopen_first_in_process": ("reopen, as above, first open in a fresh process", "s"),
-    "memory": ("resident memory per event at 10M events (the table 10x), since open", "B/event"),
+    "memory": (
+        "anonymous memory (RssAnon) per event, 10M-event store, open + one read, fresh process",
+        "B/event",
+    ),
+    "memory_ingest": ("RssAnon growth per event while ingesting those 10M, since open", "B/event"),
     "memory_after_warmup": ("as above, growth since a first append + checkpoint", "B/event"),
-    "memory_arrow": ("of which Arrow buffers held by the store", "B/event"),
-    "memory_1m": ("resident memory per event at 1M events (the table once), since open", "B/event"),
+    "memory_arrow": ("of which Arrow heap buffers held by the store after ingest", "B/event"),
+    "memory_1m": ("RssAnon per event, 1M-event store, open + one read, fresh process", "B/event"),
     "import_open": ("import allsource_lab + open a new store, fresh process", "s"),
     "import_open_append": ("import + open + first append, fresh process", "s"),
     "load_ext_open": ("%load_ext allsource_lab + %allsource open, fresh IPython", "s"),
@@ -384,6 +388,15 @@ def expect_events(store: asl.EventStore, n: int) -> None:
     got = store.stats()["events"]
     if got != n:
         raise RuntimeError(f"benchmark store holds {got} events, expected {n}")
+
+
+def anonymous_bytes() -> int:
+    """This process's anonymous resident memory (RssAnon: heap, not mapped files' pages)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no RssAnon line (not Linux?)")
 
 
 def run_python(script: str, *args: str, env: dict[str, str] | None = None) -> Any:

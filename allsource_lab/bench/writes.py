@@ -235,10 +235,9 @@ print(json.dumps(seconds))
 
 MEMORY_SCRIPT = """
 import gc, json, sys
-import psutil
 import pyarrow as pa
 import allsource_lab as asl
-from allsource_lab.bench.common import tenths
+from allsource_lab.bench.common import anonymous_bytes, tenths
 source, path, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
 # The input is read from an Arrow file into exact-size buffers and stays alive throughout,
 # so it counts on neither side of the difference. Built here from Python lists instead, the
@@ -247,13 +246,12 @@ with pa.OSFile(source) as f:
     table = pa.ipc.open_file(f).read_all()
 gc.collect()
 pa.default_memory_pool().release_unused()
-rss = psutil.Process().memory_info
 store = asl.open(path)
-opened = rss().rss
+opened = anonymous_bytes()
 store.append_batch(table.slice(0, 100))
 store.checkpoint()
 gc.collect()
-warmed, arrow = rss().rss, pa.total_allocated_bytes()
+warmed, arrow = anonymous_bytes(), pa.total_allocated_bytes()
 # The same rows ``copies`` times (zero-copy slices): the store gives each its own
 # sequence, version and event id, so the store holds copies x the table's events.
 for _ in range(copies):
@@ -261,9 +259,24 @@ for _ in range(copies):
         store.append_batch(part)
 store.checkpoint()
 gc.collect()
-after, arrow = rss().rss, pa.total_allocated_bytes() - arrow
+after, arrow = anonymous_bytes(), pa.total_allocated_bytes() - arrow
+store.close()
 n = table.num_rows * copies
 print(json.dumps([(after - opened) / n, (after - warmed) / n, arrow / n]))
+"""
+
+# Opens a store in a fresh process and reads one entity: what the open added to anonymous
+# memory (the heap, not the pages of mapped files), per event.
+OPENED_MEMORY_SCRIPT = """
+import gc, json, sys
+import allsource_lab as asl
+from allsource_lab.bench.common import anonymous_bytes
+gc.collect()
+before = anonymous_bytes()
+store = asl.open(sys.argv[1])
+store.events(entity_id="order-1").to_arrow()
+gc.collect()
+print(json.dumps((anonymous_bytes() - before) / store.stats()["events"]))
 """
 
 
@@ -273,15 +286,17 @@ def bench_memory(folder: Path, table: pa.Table) -> list[Figure]:
         writer.write_table(table)
     # The memory target is at 10M events, where a store's fixed costs (kernels, writers:
     # ~40 MB) are ~4 B an event; at 1M they are ~40.
+    ten, one = folder / "memory", folder / "memory-1m"
     since_open, since_warm, arrow = run_python(
-        MEMORY_SCRIPT, str(source), str(folder / "memory"), str(MEMORY_COPIES)
+        MEMORY_SCRIPT, str(source), str(ten), str(MEMORY_COPIES)
     )
-    one = run_python(MEMORY_SCRIPT, str(source), str(folder / "memory-1m"), "1")[0]
+    run_python(MEMORY_SCRIPT, str(source), str(one), "1")
     return [
-        Figure("memory", (since_open,)),
+        Figure("memory", (run_python(OPENED_MEMORY_SCRIPT, str(ten)),)),
+        Figure("memory_ingest", (since_open,)),
         Figure("memory_after_warmup", (since_warm,)),
         Figure("memory_arrow", (arrow,)),
-        Figure("memory_1m", (one,)),
+        Figure("memory_1m", (run_python(OPENED_MEMORY_SCRIPT, str(one)),)),
     ]
 
 

@@ -69,13 +69,15 @@ def main() -> None:
     command = sys.stdin.readline().split(maxsplit=1)
     if not command or command[0] != "go":
         return
-    # The writer's profile follows from its run number, so that any four writers in a row
-    # cover all four. "quiet": paced single appends, no checkpoints - nothing but the
+    # The writer's profile follows from its run number, so that any five writers in a row
+    # cover all five. "quiet": paced single appends, no checkpoints - nothing but the
     # fsync policy (per append, or the interval flusher) puts acknowledged events on disk.
     # "checkpoints": singles and batches with frequent checkpoints, so kills land in them.
     # "rotation": singles and batches over small WAL files, so kills land in rotations.
     # "compaction": frequent checkpoints and compactions, so kills land in compactions.
-    profile = ("quiet", "checkpoints", "rotation", "compaction")[seed % 4]
+    # "background": large batches that fill the tail every few writes, so kills land while
+    # an automatic checkpoint seals a tail on the sealing thread beside new appends.
+    profile = ("quiet", "checkpoints", "rotation", "compaction", "background")[seed % 5]
     quiet = profile == "quiet"
     store = asl.open(
         command[1].strip(),
@@ -86,12 +88,14 @@ def main() -> None:
             "checkpoints": 300,
             "rotation": 3_000,
             "compaction": 150,
+            "background": 20_000,
         }[profile],
         wal_segment_bytes=16 * 1024 if profile == "rotation" else 64 * 1024 * 1024,
         snapshot_every_versions=4,
     )
     batch_share = 0.0 if quiet else 0.35
-    checkpoint_share = 0.0 if quiet else 0.03
+    checkpoint_share = 0.0 if quiet or profile == "background" else 0.03
+    batch_rows = (2_000, 12_000) if profile == "background" else (1, 20)
     compaction_share = 0.01 if profile == "compaction" else 0.0
     out.write("ready\n")
     out.flush()
@@ -124,7 +128,7 @@ def main() -> None:
             ev = store.append("tick", rng.choice(ENTITIES), {"run": seed, "op": op})
             first = last = ev.sequence
         else:
-            n = rng.randint(1, 20)
+            n = rng.randint(*batch_rows)
             rows = [
                 {
                     "event_type": "bulk",

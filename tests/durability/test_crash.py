@@ -356,3 +356,57 @@ def test_interval_promise_holds_over_many_kills(tmp_path, slow_run):
     )
     torture.run(stores=5, kills_per_store=10)
     assert torture.promised_events > 0
+
+
+# A writer that fills the tail with one large batch, so that an automatic checkpoint seals
+# it on the sealing thread, and keeps appending singles beside it; it says "sealing" while
+# the seal runs (the parent kills it then) and "acked N" after each acknowledged write.
+_SEALING_WRITER = """
+import sys, allsource_lab as asl
+store = asl.open(sys.argv[1], fsync="always", checkpoint_every_events=200_000)
+rows = [{"event_type": "t", "entity_id": f"e{i % 501}", "payload": {}} for i in range(200_000)]
+res = store.append_batch(rows)
+print("acked", res.last_sequence, flush=True)
+told = False
+for i in range(1_000_000):
+    ev = store.append("t", "single", {"i": i})
+    print("acked", ev.sequence, flush=True)
+    if not told and store.stats()["sealing_events"]:
+        print("sealing", flush=True)
+        told = True
+"""
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.01, 0.04])
+def test_a_kill_during_a_background_seal_loses_no_acknowledged_event(tmp_path, delay_s):
+    path = tmp_path / "s"
+    acked = 0
+    with subprocess.Popen(
+        [sys.executable, "-c", _SEALING_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.startswith("acked"):
+                acked = int(line.split()[1])
+            elif line.startswith("sealing"):
+                time.sleep(delay_s)
+                child.send_signal(signal.SIGKILL)
+                break
+        else:
+            pytest.fail("the writer never saw its checkpoint running in the background")
+        for line in child.stdout:  # acks printed before the kill landed
+            if line.startswith("acked"):
+                acked = int(line.split()[1])
+    assert acked > 200_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", asl.RecoveryWarning)  # a torn final record is fine
+        store = asl.open(path)
+    try:
+        stats = store.stats()
+        assert stats["events"] >= acked
+        assert len(store.events(entity_id="e7")) == len(range(7, 200_000, 501))
+        singles = store.events(entity_id="single").to_arrow().column("sequence").to_pylist()
+        assert singles == list(range(200_001, stats["events"] + 1))
+        assert store.verify().ok
+    finally:
+        store.close()

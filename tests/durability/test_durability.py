@@ -66,14 +66,52 @@ def test_reopen_continues_sequences_versions_and_clock(tmp_path):
         assert store.get(last.event_id) == last
 
 
+def sealed(store: asl.EventStore) -> dict[str, int]:
+    """Stats once no automatic checkpoint is running in the background."""
+    deadline = time.monotonic() + 60
+    while (stats := store.stats())["sealing_events"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return stats
+
+
 def test_automatic_checkpoint_every_n_events(tmp_path):
     path = tmp_path / "s"
     store = asl.open(path, checkpoint_every_events=10)
     fill(store, 25)
-    assert store.stats()["segments"] == 2 and store.stats()["tail_events"] == 5
+    stats = sealed(store)
+    assert (stats["segments"], stats["sealed_events"], stats["tail_events"]) == (2, 20, 5)
     store.append_batch([{"event_type": "b", "entity_id": "x", "payload": {}}] * 7)
-    assert store.stats()["segments"] == 3 and store.stats()["tail_events"] == 0
+    stats = sealed(store)
+    assert (stats["segments"], stats["sealed_events"], stats["tail_events"]) == (3, 32, 0)
     store.close()
+
+
+def test_an_automatic_checkpoint_seals_in_the_background(tmp_path):
+    # While a full tail is being sealed its events stay readable and new appends go on
+    # into a new tail; every count adds up at every moment.
+    store = asl.open(tmp_path / "s", checkpoint_every_events=50_000)
+    rows = [
+        {"event_type": "t", "entity_id": f"e{i % 97}", "payload": {"i": i}} for i in range(50_000)
+    ]
+    store.append_batch(rows)
+    seen_sealing = False
+    for i in range(2_000):
+        store.append("t", "late", {"i": i})
+        stats = store.stats()
+        seen_sealing |= stats["sealing_events"] == 50_000
+        assert (
+            stats["sealed_events"] + stats["sealing_events"] + stats["tail_events"]
+            == stats["events"]
+        )
+        if i % 500 == 0:
+            assert len(store.events(entity_id="e5")) == len(range(5, 50_000, 97))
+    assert seen_sealing, "the checkpoint was not running beside the appends"
+    stats = sealed(store)
+    assert (stats["segments"], stats["tail_events"]) == (1, 2_000)
+    assert store.checkpoint()["events"] == 2_000
+    store.close()
+    with asl.open(tmp_path / "s") as again:
+        assert len(again.events()) == 52_000 and again.verify().ok
 
 
 def test_wal_rotates_by_size_and_replays_across_files(tmp_path):

@@ -199,20 +199,20 @@ def test_read_only_open_of_a_missing_store_is_a_clear_error(tmp_path):
 
 def test_a_reader_opening_during_a_checkpoint_sees_a_gapless_log(holder, monkeypatch):
     holder.do("append 10", "checkpoint", "append 5", "flush")  # 1-10 sealed, 11-15 in the WAL
-    real_read_segment = allsource_lab._storage.folder.read_segment
+    real_open_columns = allsource_lab._storage.folder.open_columns
     hooked = []
 
-    def read_segment_while_the_writer_checkpoints(*args, **kwargs):
+    def open_columns_while_the_writer_checkpoints(*args, **kwargs):
         # The race, made certain: the writer seals 11-15, drops their WAL file and writes
         # 16-18 to a new one after the reader has read the manifest, before it lists the
         # WAL. Unpinned, it hits ~20% of read-only opens beside a writer that checkpoints
         # every 50 events once the store has a few dozen segments.
         if not hooked:
             hooked.append(holder.do("checkpoint", "append 3", "flush"))
-        return real_read_segment(*args, **kwargs)
+        return real_open_columns(*args, **kwargs)
 
     monkeypatch.setattr(
-        allsource_lab._storage.folder, "read_segment", read_segment_while_the_writer_checkpoints
+        allsource_lab._storage.folder, "open_columns", open_columns_while_the_writer_checkpoints
     )
     reader = asl.open(holder.path, read_only=True)
     try:

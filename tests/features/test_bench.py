@@ -35,6 +35,7 @@ OPERATIONS = {
     "reopen",
     "reopen_first_in_process",
     "memory",
+    "memory_ingest",
     "memory_after_warmup",
     "memory_arrow",
     "memory_1m",
@@ -68,7 +69,9 @@ def test_quick_benchmark_reports_a_positive_figure_for_every_operation(tmp_path)
     report = json.loads(out.read_text())
     figures = {f["key"]: f["value"] for f in report["figures"]}
     assert set(figures) == OPERATIONS
-    assert {k: v for k, v in figures.items() if not v > 0} == {}
+    # Sealed events live in mapped files: the store may hold no Arrow heap buffers at all.
+    assert {k: v for k, v in figures.items() if not v > 0 and k != "memory_arrow"} == {}
+    assert figures["memory_arrow"] >= 0
     assert report["machine"]["cpu_count"] >= 1
     # Every figure is also in the printed table.
     assert all(f["name"] in done.stdout for f in report["figures"])

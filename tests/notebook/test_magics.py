@@ -361,10 +361,11 @@ def test_a_corrupt_store_is_one_line_pointing_at_verify_and_salvage(shell, tmp_p
     path = tmp_path / "s.events"
     with asl.open(path) as store:
         store.append("a", "x", {"n": 1})
-    (segment,) = (path / "segments").iterdir()
+    (segment,) = (path / "segments").glob("*.parquet")
     data = bytearray(segment.read_bytes())
     data[len(data) // 2] ^= 0x10
     segment.write_bytes(bytes(data))
+    segment.with_suffix(".arrow").unlink()  # so that the open must read the damaged segment
     with pytest.raises(UsageError) as info:
         magic(shell, f"open {path}")
     message = str(info.value)
@@ -674,7 +675,7 @@ def test_verify_reports_damage_found_while_open(shell, tmp_path):
     magic(shell, f"open {path}")
     magic(shell, "append a x {}")
     magic(shell, "checkpoint")
-    (segment,) = (path / "segments").iterdir()
+    (segment,) = (path / "segments").glob("*.parquet")
     data = bytearray(segment.read_bytes())
     data[len(data) // 2] ^= 1
     segment.write_bytes(bytes(data))
