@@ -210,7 +210,18 @@ class Sealer:
         return job
 
     def _run(self, job: _Job) -> None:
-        """The sealing thread: write the segment, then put it in the retired tail's place."""
+        """The sealing thread: nothing it raises escapes it (whoever waits gets it)."""
+        try:
+            self._seal_job(job)
+        except BaseException as exc:
+            # After the commit (the index file, the snapshots): not an error of the disk
+            # (those are ignored there, the data being derived), so an interrupt or a bug.
+            if job.error is None:
+                self._stop(exc, "")
+                job.error = exc
+
+    def _seal_job(self, job: _Job) -> None:
+        """Write the segment, then put it in the retired tail's place."""
         started = time.perf_counter()
         log = self.log
         assert job.table is not None
