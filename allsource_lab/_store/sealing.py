@@ -214,11 +214,10 @@ class Sealer:
         try:
             self._seal_job(job)
         except BaseException as exc:
-            # After the commit (the index file, the snapshots): not an error of the disk
-            # (those are ignored there, the data being derived), so an interrupt or a bug.
-            if job.error is None:
-                self._stop(exc, "")
-                job.error = exc
+            # Not an error of the disk (those are handled where they can happen), so an
+            # interrupt or a bug: stop writes; whoever waits gets it as it was raised.
+            self._stop(exc)
+            job.error = exc
 
     def _seal_job(self, job: _Job) -> None:
         """Write the segment, then put it in the retired tail's place."""
@@ -236,17 +235,12 @@ class Sealer:
                 )
                 job.error.__cause__ = exc
                 return
-            job.error = self._stop(
-                exc,
+            self._stop(exc)
+            job.error = StorageError(
                 f"checkpoint failed ({exc}); nothing acknowledged was lost — the "
-                "WAL still holds it. Free space or fix the disk, then reopen.",
+                "WAL still holds it. Free space or fix the disk, then reopen."
             )
-            return
-        except BaseException as exc:
-            # Not an error of the disk (a bug, an interrupt): stop writes, and whoever
-            # waits for the seal gets it as it was raised.
-            self._stop(exc, "")
-            job.error = exc
+            job.error.__cause__ = exc
             return
         batch = one_batch(ordered)
         with log.lock:
@@ -269,14 +263,11 @@ class Sealer:
             pa.default_memory_pool().release_unused()
         job.seconds = time.perf_counter() - started
 
-    def _stop(self, exc: BaseException, message: str) -> StorageError:
-        """Refuse writes after a seal failed other than for room; the error to raise."""
+    def _stop(self, exc: BaseException) -> None:
+        """Refuse writes after a seal failed other than for room."""
         with self.log.lock:
             self.log.failed = exc
             self.log.refuse = True
-        error = StorageError(message)
-        error.__cause__ = exc
-        return error
 
     def compact(self) -> dict[str, Any] | None:
         """Merge every segment into one; what was merged (None if fewer than two).

@@ -42,6 +42,7 @@ from typing import Any
 
 import allsource_lab as asl
 from allsource_lab._argtypes import positive
+from allsource_lab.bench.common import anonymous_bytes
 
 __all__ = ["SoakReport", "main", "resident_bytes", "soak"]
 
@@ -58,11 +59,7 @@ WARM_UP_S = 60.0
 def resident_bytes() -> int:
     """This process's anonymous resident memory in bytes (RssAnon): the heap, not the pages
     of the segment files a folder store maps, which the system reads in and drops."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no RssAnon line (not Linux?)")
+    return anonymous_bytes()
 
 
 def settled_resident_bytes() -> int:
