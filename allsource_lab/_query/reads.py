@@ -310,12 +310,16 @@ class Reader:
             query.reverse,
         )
 
-    def _spans(self, positions: np.ndarray) -> list[tuple[int, int, int, np.ndarray | None]]:
+    def _spans(
+        self, positions: np.ndarray, groups: list[list[int]] | None = None
+    ) -> list[tuple[int, int, int, np.ndarray | None]]:
         """(piece, first row, count, rows) covering ``positions`` in order, piece by piece;
-        ``rows`` is None where the span is a slice of consecutive rows."""
+        ``rows`` is None where the span is a slice of consecutive rows. ``groups``: the
+        ``kernels.groups`` of these positions, if the caller has them already."""
         row = self.index.row.view
         out: list[tuple[int, int, int, np.ndarray | None]] = []
-        groups = kernels.groups(positions, row, self._bases_np).tolist()
+        if groups is None:
+            groups = kernels.groups(positions, row, self._bases_np).tolist()
         for piece, start, end, run, first in groups:
             out.append((piece, first, end - start, None if run else row[positions[start:end]]))
         return out
@@ -369,7 +373,7 @@ class Reader:
             pieces = [p.select(columns) for p in pieces]
         parts = [
             pieces[k].slice(first, n) if rows is None else pieces[k].take(rows)
-            for k, first, n, rows in self._spans(positions)
+            for k, first, n, rows in self._spans(positions, groups)
         ]
         return pa.Table.from_batches(parts, layout.schema)
 
