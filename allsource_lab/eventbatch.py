@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from allsource_lab.eventframe import RowSource, events_from_table, pandas_frame
+from allsource_lab.eventframe import RowSource, events_from_table, pandas_frame, polars_frame
 from allsource_lab.events import Event
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
 
 _NO_POSITIONS = np.empty(0, np.int64)
 
@@ -76,6 +77,21 @@ class EventBatch:
         if self._table is None:
             self._table = self._source.rows(self.positions)
         return self._table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The batch as an Arrow C stream (the Arrow PyCapsule interface), as
+        :meth:`EventFrame.__arrow_c_stream__ <allsource_lab.EventFrame.__arrow_c_stream__>`
+        gives a frame: ``pyarrow.table(batch)``, ``polars.DataFrame(batch)`` and DuckDB
+        read :meth:`to_arrow`'s buffers without a copy."""
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
+
+    def to_polars(self) -> pl.DataFrame:
+        """The batch as a polars DataFrame, as ``EventFrame.to_polars`` gives it.
+
+        Raises:
+            ImportError: polars is not installed (``pip install 'allsource-lab[polars]'``).
+        """
+        return polars_frame(self.to_arrow())
 
     def to_pandas(
         self, *, json: str = "objects", expand: str | Sequence[str] | None = None

@@ -20,8 +20,9 @@ from allsource_lab.events import Event, _iso
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
 
-__all__ = ["EventFrame", "Query", "events_from_table", "pandas_frame"]
+__all__ = ["EventFrame", "Query", "events_from_table", "pandas_frame", "polars_frame"]
 
 _JSON_COLUMNS = ("payload", "metadata")
 _JSON_AS = ("objects", "text")
@@ -122,6 +123,38 @@ class EventFrame:
         if self._table is None:
             self._table = self._source.rows(self._picked())
         return self._table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The events as an Arrow C stream (the Arrow PyCapsule interface).
+
+        ``pyarrow.table(frame)``, ``polars.DataFrame(frame)`` and DuckDB
+        (``duckdb.sql("select ... from frame")``) read the frame through it: the stream
+        hands over the buffers of :meth:`to_arrow`'s table, not a copy. ``event_id``,
+        ``payload`` and ``metadata`` travel as Arrow's UUID and JSON extension types
+        (DuckDB reads them as UUID and JSON); :meth:`to_polars` gives polars plain
+        binary and string columns instead.
+
+        >>> import allsource_lab as asl, pyarrow as pa
+        >>> store = asl.open()
+        >>> _ = store.append("a", "x", {"n": 1})
+        >>> pa.table(store.events()).column("sequence").to_pylist()
+        [1]
+        """
+        return self.to_arrow().__arrow_c_stream__(requested_schema)
+
+    def to_polars(self) -> pl.DataFrame:
+        """The events as a polars DataFrame (the ``polars`` extra); see :func:`polars_frame`.
+
+        Raises:
+            ImportError: polars is not installed (``pip install 'allsource-lab[polars]'``).
+
+        >>> import allsource_lab as asl
+        >>> store = asl.open()
+        >>> _ = store.append("order.placed", "o1", {"amount": 9.5})
+        >>> store.events().to_polars()["payload"].to_list()
+        ['{"amount":9.5}']
+        """
+        return polars_frame(self.to_arrow())
 
     def to_pandas(
         self, *, json: str = "objects", expand: str | Sequence[str] | None = None
@@ -336,6 +369,43 @@ def pandas_frame(
         else:
             columns[name] = plain.column(name).to_pandas()
     return pd.DataFrame(columns, index=frame.index)
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """Rows of an EVENT_SCHEMA table as a polars DataFrame: what ``to_polars()`` gives.
+
+    ``payload`` and ``metadata`` are the JSON text as stored (polars string columns, so
+    ``.str.json_decode()`` and the other string functions apply) and ``event_id`` its 16
+    bytes. The table goes over the Arrow C stream: the numeric and time columns are the
+    table's own buffers (polars keeps them as they are); polars lays text out its own
+    way, so string columns are converted as it reads them.
+
+    Raises:
+        ImportError: polars is not installed (``pip install 'allsource-lab[polars]'``).
+
+    >>> from allsource_lab.events import EVENT_SCHEMA
+    >>> polars_frame(EVENT_SCHEMA.empty_table()).schema["payload"]
+    String
+    """
+    try:
+        import polars as pl
+    except ImportError:
+        raise ImportError("to_polars() needs polars: pip install 'allsource-lab[polars]'") from None
+    # The extension columns become their storage: a view of the same buffers, no copy.
+    plain = pa.table(
+        {
+            name: (
+                pa.chunked_array([c.storage for c in col.chunks], col.type.storage_type)
+                if isinstance(col.type, pa.BaseExtensionType)
+                else col
+            )
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    # Left in the table's chunks: polars would otherwise join them into new buffers.
+    frame = pl.from_arrow(plain, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _expanded(expand: str | Sequence[str] | None) -> tuple[str, ...]:

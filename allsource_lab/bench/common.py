@@ -164,6 +164,28 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "events/s",
     ),
     "append_batch_no_pipeline": ("append_batch of the read events, as above, none", "events/s"),
+    # eventsourcing applications (bench/eventsourcing_module.py), by persistence module.
+    "es_save_allsource": (
+        "eventsourcing app.save, 1 event, allsource_lab.eventsourcing, folder",
+        "events/s",
+    ),
+    "es_save_allsource_memory": ("as above, allsource_lab.eventsourcing in memory", "events/s"),
+    "es_save_sqlite": ("as above, the library's SQLite module (a file)", "events/s"),
+    "es_save_popo": ("as above, the library's POPO module (in memory)", "events/s"),
+    "es_save10_allsource": (
+        "eventsourcing app.save, 10 events of one aggregate, allsource, folder",
+        "events/s",
+    ),
+    "es_save10_allsource_memory": ("as above, allsource in memory", "events/s"),
+    "es_save10_sqlite": ("as above, SQLite", "events/s"),
+    "es_save10_popo": ("as above, POPO", "events/s"),
+    "es_get100_allsource": (
+        "eventsourcing repository.get, 100-event aggregate, allsource, reopened",
+        "us",
+    ),
+    "es_get100_allsource_memory": ("as above, allsource in memory", "us"),
+    "es_get100_sqlite": ("as above, SQLite, reopened", "us"),
+    "es_get100_popo": ("as above, POPO", "us"),
 }
 # By figure key: our target, and the reference's published figure (CONTRIBUTING.md says
 # what a headline figure must include).

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 import allsource_lab as asl
 from allsource_lab.bench.common import ENTITIES, FULL, QUICK, Figure, Sizes, arrow_events, number
+from allsource_lab.bench.eventsourcing_module import bench_eventsourcing_module
 from allsource_lab.bench.peers import bench_peers
 from allsource_lab.bench.projections import bench_projections
 from allsource_lab.bench.reads import bench_reads
@@ -55,6 +56,7 @@ BENCHES = (
     "schemas",
     "projections",
     "windows",
+    "eventsourcing",
 )
 
 
@@ -63,7 +65,15 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
     folder = Path(tempfile.mkdtemp(prefix="asl-bench-"))
     try:
         # Built once, outside every timing; only "single" and "import" do without it.
-        own_data = {"single", "import", "reads", "schemas", "projections", "windows"}
+        own_data = {
+            "single",
+            "import",
+            "reads",
+            "schemas",
+            "projections",
+            "windows",
+            "eventsourcing",
+        }
         table = arrow_events(sizes.batch if only - own_data else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
             "single": lambda: bench_single(sizes, folder),
@@ -77,6 +87,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "schemas": lambda: bench_schemas(sizes, folder),
             "projections": lambda: bench_projections(sizes, folder),
             "windows": lambda: bench_windows(sizes, folder),
+            "eventsourcing": lambda: bench_eventsourcing_module(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:

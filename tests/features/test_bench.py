@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from allsource_lab.bench.eventsourcing_module import ES_FIGURES
 from allsource_lab.bench.projections import PROJECTION_FIGURES
 from allsource_lab.bench.windows import WINDOW_FIGURES
 
@@ -54,6 +55,7 @@ OPERATIONS = {
     "jsonschema_validate",
     *PROJECTION_FIGURES,
     *WINDOW_FIGURES,
+    *ES_FIGURES,
 }
 
 
