@@ -10,8 +10,13 @@ nothing (``title``, ``description``...). A schema with anything else (``oneOf``,
 ``$ref``, ``multipleOf``...) is not *covered*: every row is decoded with orjson and
 judged by ``jsonschema``. A covered schema still sends the rows the kernel cannot judge
 exactly (duplicate keys, escapes where bytes are compared, numbers past the exact fast
-parse) to ``jsonschema``, and checks ``pattern`` with Python's ``re`` on only the
-strings that need it, so the verdicts are jsonschema's for every row.
+parse) to ``jsonschema``, and checks ``pattern`` on only the strings that need it, so
+the verdicts are jsonschema's for every row.
+
+Patterns are ECMA-262, as JSON Schema says (``\\p{Letter}``, ``$`` only at the end):
+both paths match them through :mod:`allsource_lab.schemas.ecma`, which turns each into
+the Python pattern that matches the same strings; jsonschema gets the schema with its
+``patternProperties`` names translated and a ``pattern`` keyword that translates.
 
 Both paths share :func:`format_checker`: ``date-time``, ``email`` and ``uuid`` are
 defined here (the kernel implements the same definitions), and any other format is not
@@ -35,14 +40,13 @@ import orjson
 from allsource_lab._ingest.inputs import row_chunks
 from allsource_lab._kernels import jsonschema_fast as k
 from allsource_lab.errors import SchemaError, _Uncovered
+from allsource_lab.schemas import dialect, ecma
 
 if TYPE_CHECKING:  # jsonschema is imported when first needed: it is slow to import
     import jsonschema
     import jsonschema.protocols
 
 __all__ = ["BatchValidator", "format_checker", "slow_validator"]
-
-DRAFT_7 = {"http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema"}
 
 _DATE_TIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
@@ -136,23 +140,75 @@ def format_checker() -> jsonschema.FormatChecker:
 
 
 def slow_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    """jsonschema's validator for ``schema``: Draft 2020-12, or Draft 7 if ``$schema`` says.
+    """jsonschema's validator for ``schema``, reading its patterns as ECMA-262.
 
-    Uses :func:`format_checker`. The schema itself is not checked here.
+    Draft 2020-12, or draft-07 when ``$schema`` says so or the schema has no
+    ``$schema`` and uses draft-07-only keywords (:func:`dialect.draft`). Uses
+    :func:`format_checker`. The schema itself is not checked here.
 
     Raises:
         Nothing (a malformed schema raises when it is used).
 
     >>> slow_validator({"type": "integer"}).is_valid(1.0)
     True
+    >>> slow_validator({"patternProperties": {r"^\\p{Lu}$": {"type": "integer"}}}).is_valid(
+    ...     {"É": "x"})
+    False
     """
-    import jsonschema
-
-    cls: Any = jsonschema.Draft202012Validator
-    if schema.get("$schema") in DRAFT_7:
-        cls = jsonschema.Draft7Validator
-    validator: jsonschema.protocols.Validator = cls(schema, format_checker=format_checker())
+    cls = _validator_class(dialect.is_draft_7(schema))
+    validator: jsonschema.protocols.Validator = cls(
+        _with_python_patterns(schema), format_checker=format_checker()
+    )
     return validator
+
+
+@functools.cache
+def _validator_class(draft_7: bool) -> Any:
+    """The draft's jsonschema validator class with an ECMA-262 ``pattern`` keyword."""
+    import jsonschema
+    import jsonschema.validators
+
+    base = jsonschema.Draft7Validator if draft_7 else jsonschema.Draft202012Validator
+
+    def pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        if (
+            validator.is_type(instance, "string")
+            and isinstance(pattern, str)
+            and not ecma.search(pattern, instance)
+        ):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    return jsonschema.validators.extend(base, {"pattern": pattern})
+
+
+def _with_python_patterns(schema: Any) -> Any:
+    """``schema`` with every ``patternProperties`` name replaced by its Python pattern.
+
+    jsonschema searches those names with ``re`` in three keywords (patternProperties,
+    additionalProperties, unevaluatedProperties); given the translations, all three
+    read them as ECMA-262. A name neither reading accepts is left as it is.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "patternProperties" and isinstance(value, dict):
+            value = {_python_pattern(p): _with_python_patterns(v) for p, v in value.items()}
+        elif key in dialect.SCHEMA_LISTS and isinstance(value, list):
+            value = [_with_python_patterns(v) for v in value]
+        elif key in dialect.SCHEMA_VALUED:
+            value = _with_python_patterns(value)
+        elif key in dialect.SCHEMA_MAPS and isinstance(value, dict):
+            value = {name: _with_python_patterns(v) for name, v in value.items()}
+        out[key] = value
+    return out
+
+
+def _python_pattern(pattern: str) -> str:
+    try:
+        return ecma.compile_lenient(pattern).pattern
+    except SchemaError:
+        return pattern
 
 
 @contextlib.contextmanager
@@ -230,8 +286,8 @@ class _Tables:
         if "pattern" in schema:
             pattern = schema["pattern"]
             try:
-                re.compile(pattern)
-            except (re.error, TypeError):
+                ecma.compile_lenient(pattern)
+            except (SchemaError, TypeError):
                 raise _Uncovered from None
             row[k.PATTERN] = len(self.patterns)
             self.patterns.append(pattern)
@@ -338,7 +394,7 @@ class BatchValidator:
         except _Uncovered:
             self.covered = False
         self._arrays = tables.arrays() if self.covered else ()
-        self._patterns = [re.compile(p) for p in tables.patterns] if self.covered else []
+        self._patterns = [ecma.compile_lenient(p) for p in tables.patterns] if self.covered else []
         # The rows are objects: a root that refuses objects (or wants a scalar) refuses all.
         root = tables.nodes[0] if self.covered else [k.T_ANY, 0]
         self._refuses_objects = not root[k.TYPES] & k.T_OBJECT or bool(

@@ -15,6 +15,7 @@ opening a store.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from allsource_lab._ingest import inputs
 from allsource_lab.errors import IncompatibleSchema, InvalidEvent, NotFound, SchemaError
-from allsource_lab.schemas import compat
+from allsource_lab.schemas import compat, dialect, ecma
 from allsource_lab.schemas.fast import BatchValidator, slow_validator
 from allsource_lab.settings import Settings
 
@@ -39,13 +40,11 @@ __all__ = [
 ]
 
 DEFAULT_MODE = "BACKWARD"
-# $schema -> the draft's validator class in jsonschema (imported only when a schema is
+# The draft -> its validator class in jsonschema (imported only when a schema is
 # registered: it costs ~0.7 s when optional format packages are installed).
 DRAFTS = {
-    None: "Draft202012Validator",
-    "https://json-schema.org/draft/2020-12/schema": "Draft202012Validator",
-    "http://json-schema.org/draft-07/schema#": "Draft7Validator",
-    "http://json-schema.org/draft-07/schema": "Draft7Validator",
+    dialect.DRAFT_2020_12: "Draft202012Validator",
+    dialect.DRAFT_7: "Draft7Validator",
 }
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -63,15 +62,23 @@ class SchemaVersion:
 
 @dataclass(frozen=True, slots=True)
 class CompatibilityReport:
-    """Whether a schema may follow a subject's versions under ``mode``, and why not."""
+    """Whether a schema may follow a subject's versions under ``mode``, and why (not).
+
+    ``problems`` say what breaks; ``rules`` say which rule of the compatibility table
+    proved a change harmless when that took more than seeing it unchanged (a branch
+    added to ``anyOf``, a property moved into ``patternProperties``, ...), each with
+    the path where it applied.
+    """
 
     compatible: bool
     mode: str
     problems: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.compatible:
-            return f"compatible ({self.mode})"
+            why = (" by " + "; ".join(self.rules)) if self.rules else ""
+            return f"compatible ({self.mode}){why}"
         return f"incompatible ({self.mode}): " + "; ".join(self.problems)
 
 
@@ -101,8 +108,18 @@ def canonical(schema: Mapping[str, Any]) -> bytes:
 def check_schema(schema: object) -> dict[str, Any]:
     """A schema as a dict, after checking that it is a Draft 2020-12 or Draft 7 schema.
 
+    Without ``$schema`` it is read as :func:`dialect.draft` says (draft-07 when it uses
+    draft-07-only keywords). Its ``pattern``s and ``patternProperties`` names must be
+    ECMA-262 regular expressions (:mod:`allsource_lab.schemas.ecma`).
+
     Raises:
-        SchemaError: not a JSON object, an unsupported ``$schema``, or invalid.
+        SchemaError: not a JSON object, an unsupported ``$schema``, ambiguous between the
+            drafts, or invalid.
+
+    >>> check_schema({"items": [{"type": "string"}], "additionalItems": False})["items"]
+    [{'type': 'string'}]
+    >>> check_schema({"pattern": r"^\\p{Letter}+$"}) == {"pattern": r"^\\p{Letter}+$"}
+    True
     """
     if isinstance(schema, str | bytes):
         try:
@@ -112,21 +129,24 @@ def check_schema(schema: object) -> dict[str, Any]:
     if not isinstance(schema, Mapping):
         raise SchemaError(f"a schema is a JSON object (a dict), not {type(schema).__name__}")
     schema = dict(schema)
-    dialect = schema.get("$schema")
-    draft = DRAFTS.get(dialect) if isinstance(dialect, str) or dialect is None else None
+    declared = schema.get("$schema")
+    draft = dialect.SPELLINGS.get(declared) if isinstance(declared, str) else None
+    if declared is None:
+        draft = dialect.draft(schema)
     if draft is None:
         raise SchemaError(
-            f"unsupported $schema {dialect!r}: use Draft 2020-12 "
-            "('https://json-schema.org/draft/2020-12/schema') or Draft 7 "
-            "('http://json-schema.org/draft-07/schema#')"
+            f"unsupported $schema {declared!r}: use Draft 2020-12 "
+            f"({dialect.DRAFT_2020_12!r}) or Draft 7 ({dialect.DRAFT_7!r})"
         )
     import jsonschema
 
+    validator_class = getattr(jsonschema, DRAFTS[draft])
     try:
-        getattr(jsonschema, draft).check_schema(schema)
+        validator_class.check_schema(schema, format_checker=_meta_format_checker(draft))
     except jsonschema.SchemaError as exc:
         path = "#" + "".join(f"/{p}" for p in exc.absolute_path)
-        raise SchemaError(f"not a valid JSON Schema at {path}: {exc.message}") from None
+        why = f" ({exc.cause})" if isinstance(exc.cause, SchemaError) else ""
+        raise SchemaError(f"not a valid JSON Schema at {path}: {exc.message}{why}") from None
     try:
         canonical(schema)
     except (TypeError, orjson.JSONEncodeError) as exc:
@@ -135,7 +155,7 @@ def check_schema(schema: object) -> dict[str, Any]:
         # orjson would store NaN as null: the schema read back after a reopen would differ.
         if isinstance(value, float) and not math.isfinite(value):
             raise SchemaError(f"{value!r} at {path} is not JSON; use a finite number")
-    _check_refs(schema)
+    _check_refs(schema, draft)
     try:
         # A $ref cycle that consumes nothing ({"$ref": "#"}) recurses for ever on any
         # payload: found here rather than on the first append.
@@ -161,29 +181,58 @@ def _walk(value: Any, path: str = "#") -> Iterator[tuple[str, Any]]:
             yield from _walk(item, f"{path}/{i}")
 
 
-def _check_refs(schema: dict[str, Any]) -> None:
+@functools.cache
+def _meta_format_checker(draft: str) -> Any:
+    """The draft's own checker for the meta-schema, with ``regex`` read as ECMA-262."""
+    import jsonschema
+
+    base = getattr(jsonschema, DRAFTS[draft]).FORMAT_CHECKER
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checkers = dict(base.checkers)
+    checker.checks("regex", raises=SchemaError)(
+        lambda value: not isinstance(value, str) or bool(ecma.translate(value))
+    )
+    return checker
+
+
+def _check_refs(schema: dict[str, Any], draft: str) -> None:
     """SchemaError for a ``$ref`` that cannot be resolved.
 
     jsonschema resolves a ``$ref`` only when a payload reaches it, so an unresolvable one
     (a pointer to nowhere, or a remote URL: nothing is fetched) would make appends fail
-    later with jsonschema's own error. A schema with a nested ``$id`` changes the base of
-    the references inside it and is left to jsonschema.
+    later with jsonschema's own error. Each ``$ref`` is resolved against the base its
+    place in the schema has (a nested ``$id`` changes it); ``$ref``s inside ``enum``,
+    ``const`` or under a property name are data, not references, and are left alone.
     """
-    found = [(p, v) for p, v in _walk(schema) if p.endswith("/$ref") and isinstance(v, str)]
-    nested_ids = [p for p, _ in _walk(schema) if p.endswith("/$id") and p != "#/$id"]
     resolver = getattr(slow_validator(schema), "_resolver", None)
-    if not found or nested_ids or resolver is None:
+    if resolver is None:
         return
     import referencing.exceptions
+    import referencing.jsonschema
 
-    for path, ref in found:
-        try:
-            resolver.lookup(ref)
-        except referencing.exceptions.Unresolvable:
-            raise SchemaError(
-                f"$ref {ref!r} at {path} cannot be resolved; refer to a part of the schema "
-                "itself (like '#/$defs/name'): nothing is fetched from elsewhere"
-            ) from None
+    specification = (
+        referencing.jsonschema.DRAFT7
+        if draft == dialect.DRAFT_7
+        else referencing.jsonschema.DRAFT202012
+    )
+
+    def visit(node: Any, path: str, resolver: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        resolver = resolver.in_subresource(specification.create_resource(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                raise SchemaError(
+                    f"$ref {ref!r} at {path}/$ref cannot be resolved; refer to a part of the "
+                    "schema itself (like '#/$defs/name'): nothing is fetched from elsewhere"
+                ) from None
+        for child_path, child in dialect.children(node, path):
+            visit(child, child_path, resolver)
+
+    visit(schema, "#", resolver)
 
 
 class SchemaRegistry:
@@ -198,6 +247,11 @@ class SchemaRegistry:
     >>> report = store.schemas.check("user.joined", {"required": ["name", "email"]})
     >>> (report.compatible, report.problems)
     (False, ['required property added: #/required/email'])
+    >>> report = store.schemas.check("user.joined", {
+    ...     "type": "object", "required": ["name"],
+    ...     "properties": {"name": {"anyOf": [{"type": "string"}, {"type": "null"}]}}})
+    >>> report.compatible, report.rules[0].split(",")[0]
+    (True, 'anyOf where there was none: the earlier schema lies within a branch')
     """
 
     def __init__(self, write: Callable[[list[bytes]], None]) -> None:
@@ -391,8 +445,8 @@ class SchemaRegistry:
         mode = entry.mode if entry is not None and entry.mode is not None else None
         mode = mode or self._default_mode
         earlier = [v.schema for v in entry.live()] if entry is not None else []
-        problems = compat.compatibility_problems(mode, schema, earlier)
-        return CompatibilityReport(not problems, mode, problems)
+        verdict = compat.judge(mode, schema, earlier)
+        return CompatibilityReport(not verdict.problems, mode, verdict.problems, verdict.rules)
 
     # -- validation ----------------------------------------------------------------------
 

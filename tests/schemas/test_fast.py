@@ -309,10 +309,15 @@ def test_a_root_that_refuses_objects_refuses_every_row():
         assert invalid_rows(BatchValidator(schema), ["{}", '{"a": 1}']) == [0, 1]
 
 
-def test_draft_7_is_chosen_by_its_schema_uri():
-    draft7 = slow_validator({"$schema": "http://json-schema.org/draft-07/schema#"})
-    assert type(draft7).__name__ == "Draft7Validator"
-    assert type(slow_validator({})).__name__ == "Draft202012Validator"
+def test_draft_7_is_chosen_by_its_schema_uri_or_its_draft_7_keywords():
+    def draft(schema: dict[str, Any]) -> str:
+        return str(type(slow_validator(schema)).META_SCHEMA["$schema"])
+
+    assert draft({"$schema": "http://json-schema.org/draft-07/schema#"}) == (
+        "http://json-schema.org/draft-07/schema#"
+    )
+    assert draft({"items": [{"type": "string"}]}) == "http://json-schema.org/draft-07/schema#"
+    assert draft({}) == "https://json-schema.org/draft/2020-12/schema"
 
 
 def test_problems_name_the_instance_path_best_match_first():
