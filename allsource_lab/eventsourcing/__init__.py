@@ -17,7 +17,9 @@ e.g. ``BANKACCOUNTS_ALLSOURCE_PATH``):
 
 What maps to what is in :mod:`allsource_lab.eventsourcing.streams`; the recorders are in
 :mod:`~allsource_lab.eventsourcing.recorders` and
-:mod:`~allsource_lab.eventsourcing.snapshots`.
+:mod:`~allsource_lab.eventsourcing.snapshots`. :func:`aggregate_at` (and
+:func:`aggregates_at` for all of them) rebuilds an aggregate as it was at a moment, by the
+store's time travel (:mod:`~allsource_lab.eventsourcing.aggregates`).
 
 >>> from eventsourcing.application import Application
 >>> from eventsourcing.domain import Aggregate, event
@@ -50,6 +52,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from allsource_lab.errors import InvalidArgument, StoreLocked
+from allsource_lab.eventsourcing.aggregates import aggregate_at, aggregates_at
 from allsource_lab.eventsourcing.recorders import (
     AllSourceAggregateRecorder,
     AllSourceApplicationRecorder,
@@ -72,6 +75,8 @@ __all__ = [
     "AllSourceSubscription",
     "AllSourceTrackingRecorder",
     "Factory",
+    "aggregate_at",
+    "aggregates_at",
 ]
 
 
