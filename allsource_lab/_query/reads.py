@@ -18,7 +18,7 @@ import pyarrow as pa
 from allsource_lab._kernels import gather, timetravel
 from allsource_lab._kernels import postings as kernels
 from allsource_lab._kernels.keytable import KeyTable
-from allsource_lab._query.index import EventIndex
+from allsource_lab._query.index import EventIndex, Postings
 from allsource_lab._storage.arrowbuf import string_buffers
 from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.tail import Tail
@@ -49,6 +49,9 @@ class Reader:
         self._bases: list[int] = []  # first position of each piece
         self._bases_np = np.empty(0, np.int64)
         self._texts: list[_PieceViews | None] = []
+        # The gather kernel's address table of every piece (see _address_table), made on
+        # first use after the pieces change.
+        self._addresses: np.ndarray | None = None
         # The first `sealed` pieces are segments (or a retired tail being sealed, see
         # retire_tail), the rest chunks of the tail; positions below `sealed_end` are in
         # those first pieces.
@@ -157,6 +160,7 @@ class Reader:
         self._bases.append(base)
         self._bases_np = np.asarray(self._bases, np.int64)
         self._texts.append(None)
+        self._addresses = None
 
     def sync(self, tail: Tail) -> None:
         """Catch the index up with the tail (decoding pending single appends first)."""
@@ -166,6 +170,7 @@ class Reader:
             # Chunks were merged: re-slot the tail's pieces; positions stay as they are.
             del self.pieces[self.sealed :], self._bases[self.sealed :], self._texts[self.sealed :]
             self._bases_np = np.asarray(self._bases, np.int64)
+            self._addresses = None
             self._tail_generation = tail.generation
         if len(self.pieces) == self.sealed:
             base = self.sealed_end
@@ -237,6 +242,7 @@ class Reader:
         self._bases[first : first + count] = [base]
         self._texts[first : first + count] = [None]
         self._bases_np = np.asarray(self._bases, np.int64)
+        self._addresses = None
         self.sealed -= count - 1
         self.sealing = None
         self.layout += 1
@@ -279,9 +285,9 @@ class Reader:
             ent = self.entity_number(query.entity_id) if entity is None else entity
             if ent < 0:
                 return _EMPTY
-            candidates = index.entities.positions(ent)
+            candidates = _positions(index.entities, ent)
         elif type_no >= 0:
-            candidates = index.types.positions(type_no)
+            candidates = _positions(index.types, type_no)
             type_no = -1
         else:
             candidates = _EMPTY
@@ -328,54 +334,63 @@ class Reader:
         """The events at ``positions``, in that order, as an Arrow table (of ``columns``
         only, if given: the others are never copied).
 
-        Runs of consecutive rows (one entity's events in segments, a stretch of the tail)
-        are slices of their pieces, sharing their memory. Other rows of pieces of 1,024
-        rows or more are copied into one new chunk by two kernel calls
-        (allsource_lab/_kernels/gather.py); the rest (rows in the small tail chunks that
-        single appends make, a text column past 2 GiB) are taken piece by piece, one
-        chunk each.
+        Rows of pieces of 1,024 rows or more are copied into one new chunk by one or two
+        kernel calls (allsource_lab/_kernels/gather.py), unless they fall into long runs
+        of consecutive rows (a stretch of the tail, a big entity of a segment), which are
+        slices of their pieces, sharing their memory. Rows of smaller pieces (the small
+        tail chunks that single appends make) and text columns past 2 GiB are sliced and
+        taken piece by piece, one chunk each.
         """
         layout = _layout(columns)
         n = len(positions)
         if not n:
             return layout.schema.empty_table()
-        row = self.index.row.view
-        pieces = self.pieces
-        groups = kernels.groups(positions, row, self._bases_np).tolist()
-        if all(run for _, _, _, run, _ in groups):
-            # Slices touch none of the rows' memory. Copying the 100 events of one entity
-            # out of ten memory-mapped segments waits on ~170 cache and TLB misses: 39 µs
-            # with the kernel, 27 µs as ten slices (both measured on entities not read
-            # before, 1M-event store).
-            parts = [pieces[k].slice(first, end - start) for k, start, end, _, first in groups]
-            if columns is not None:
-                parts = [part.select(columns) for part in parts]
-            return pa.Table.from_batches(parts, layout.schema)
         header = layout.header
-        top = max(k for k, _, _, _, _ in groups)
-        # A piece's views cost ~50 µs once: worth it for segments and batches, read again
-        # and again, not for the tail chunks single appends between reads make (each
-        # read once or twice before the tail merges them).
-        big = all(pieces[k].num_rows >= _GATHER_ROWS for k, _, _, _, _ in groups)
-        shared = _gather_views(self, top) if big and header is not None else None
-        if shared is not None and header is not None:
-            # Both from Arrow's allocator, which reuses freed memory (see gather.plan).
-            scratch = np.frombuffer(pa.allocate_buffer(8 * gather.scratch_size(n)), np.int64)
-            views, numbers = shared.views, layout.columns
-            size = gather.plan(positions, row, self._bases_np, views, numbers, len(header), scratch)
-            if size >= 0:
-                message = pa.allocate_buffer(size)
-                gather.fill(
-                    views, numbers, header, layout.slots, scratch, np.frombuffer(message, np.uint8)
+        if header is not None:
+            addresses = self._addresses
+            if addresses is None:
+                addresses = self._address_table()
+            row, bases = self.index.row.view, self._bases_np
+            numbers = layout.columns
+            if n <= _SMALL_READ:
+                message = gather.gather(
+                    positions, row, bases, addresses, numbers, header, layout.slots, _SLICE_ROWS
                 )
-                return pa.Table.from_batches([pa.ipc.read_record_batch(message, layout.schema)])
+                if len(message):
+                    batch = pa.ipc.read_record_batch(pa.py_buffer(message), layout.schema)
+                    return pa.Table.from_batches([batch])
+            else:
+                # From Arrow's allocator, which reuses freed memory (see gather.plan).
+                size = 8 * gather.scratch_size(n)
+                scratch = np.frombuffer(pa.allocate_buffer(size), np.int64)
+                size = gather.plan(
+                    positions, row, bases, addresses, numbers, len(header), _SLICE_ROWS, scratch
+                )
+                if size >= 0:
+                    buffer = pa.allocate_buffer(size)
+                    out = np.frombuffer(buffer, np.uint8)
+                    gather.fill(addresses, numbers, header, layout.slots, scratch, out)
+                    return pa.Table.from_batches([pa.ipc.read_record_batch(buffer, layout.schema)])
+        pieces = self.pieces
         if columns is not None:
             pieces = [p.select(columns) for p in pieces]
         parts = [
             pieces[k].slice(first, n) if rows is None else pieces[k].take(rows)
-            for k, first, n, rows in self._spans(positions, groups)
+            for k, first, n, rows in self._spans(positions)
         ]
         return pa.Table.from_batches(parts, layout.schema)
+
+    def _address_table(self) -> np.ndarray:
+        """The gather kernel's address table: a row per piece (gather.py), zeros for a
+        piece it must not read (fewer than ``_GATHER_ROWS`` rows, or not EVENT_SCHEMA)."""
+        table = np.zeros((len(self.pieces), gather.SLOTS), np.int64)
+        for k, piece in enumerate(self.pieces):
+            if piece.num_rows >= _GATHER_ROWS:
+                addresses = self._text_access(k).addresses()
+                if addresses is not None:
+                    table[k] = addresses
+        self._addresses = table
+        return table
 
     def payload_array(self, positions: np.ndarray) -> memoryview:
         """The payloads at ``positions`` as the UTF-8 text of one JSON array (uint8).
@@ -433,6 +448,16 @@ class Reader:
         return self.index.nbytes()
 
 
+def _positions(postings: Postings, key: int) -> np.ndarray:
+    """``postings.positions(key)``; while no position was added since they were built
+    (a store opened and not written to), a slice of their bulk part, which costs less
+    than the kernel call (0.7 µs against 1.6 for one entity's 100 positions)."""
+    starts = postings.starts
+    if postings.n == postings.base_end and key < len(starts) - 1:
+        return postings.rows[starts[key] : starts[key + 1]].astype(np.int64)
+    return postings.positions(key)
+
+
 def one_batch(table: pa.Table) -> pa.RecordBatch:
     """A table as one record batch (copies only when it has several chunks)."""
     batches = table.combine_chunks().to_batches()
@@ -445,12 +470,13 @@ def one_batch(table: pa.Table) -> pa.RecordBatch:
 #
 # `Reader.table` copies scattered rows of the pieces into one new Arrow IPC message with
 # two kernel calls (allsource_lab/_kernels/gather.py) and wraps it with one
-# `pa.ipc.read_record_batch`. Measured for 100 events: eleven `Array.from_buffers` and
-# a `Table.from_arrays` over gathered buffers cost ~20 µs, the IPC read and
-# `Table.from_batches` ~5 µs. Against a `take` per piece (1M events in ten segments):
-# 100 events of one type 76 -> 50 µs, 30 random positions 350 -> 41 µs, all 1M events
-# 125 -> 80 ms, the 50,000 events of one type ~7 ms either way (memory-bound: each
-# row is ~17 cache lines nobody else reads).
+# `pa.ipc.read_record_batch` and `Table.from_batches` (~4.5 µs for 100 events, where eleven
+# `Array.from_buffers` and a `Table.from_arrays` over the same buffers cost ~19 µs). Short
+# runs of consecutive rows are copied too: the 100 events of one entity, ten runs of ten
+# rows in ten memory-mapped segments, took 28.0 µs as ten slices (their
+# `Table.from_batches` alone ~21 µs) and 23.4 µs copied, though the copy waits on ~150
+# TLB and cache misses (CPU time of the call, medians over 4,000 entities not read
+# before, 1M-event store, a busy 2-core machine).
 
 
 class _PieceViews:
@@ -458,11 +484,11 @@ class _PieceViews:
     ``Reader._texts`` (making them costs µs, more than a small read).
 
     ``payload``: the payloads' offsets and bytes (``payload_array``); ``event_ids``: the
-    ids, 16 bytes a row. The first piece's entry also carries ``shared``, the gather
-    kernel's list of every piece's views (see ``_gather_views``).
+    ids, 16 bytes a row; :meth:`addresses`: the piece's row of the gather kernel's
+    address table.
     """
 
-    __slots__ = ("event_ids", "payload", "piece", "shared", "views")
+    __slots__ = ("address_row", "event_ids", "payload", "piece")
 
     def __init__(self, piece: pa.RecordBatch) -> None:
         column = piece.column(_PAYLOAD)
@@ -480,34 +506,18 @@ class _PieceViews:
         arr = column.storage if isinstance(column, pa.ExtensionArray) else column
         self.event_ids = _view(arr.buffers()[1], arr.offset * 16, len(arr) * 16)
         self.piece = piece
-        self.views: tuple[np.ndarray, ...] | None = None
-        self.shared: _SharedViews | None = None
+        self.address_row: np.ndarray | None = None
 
-    def gather_views(self) -> tuple[np.ndarray, ...]:
-        """The views the gather kernel reads, made on first use (~45 µs a piece: not
-        for the tail chunks that single appends between reads make, which a gather may
-        never read); empty when the piece's schema is not EVENT_SCHEMA."""
-        if self.views is None:
-            piece = self.piece
-            self.views = _gather_views_of(piece) if piece.schema.equals(EVENT_SCHEMA) else ()
-        return self.views
+    def addresses(self) -> np.ndarray | None:
+        """Where the piece's buffers are, as the gather kernel reads them (None: the
+        piece's schema is not EVENT_SCHEMA), found on first use.
 
-
-class _SharedViews:
-    """Every piece's gather views in one numba list, and the entries they came from.
-
-    ``entries`` holds the entries of pieces 1, 2, ... (piece 0's entry holds this object;
-    listing it here too would make a reference cycle that only the garbage collector
-    frees). A piece that is replaced gets a new entry, so comparing the lists finds
-    where ``views`` went stale.
-    """
-
-    __slots__ = ("entries", "views")
-
-    def __init__(self, head: tuple[np.ndarray, ...]) -> None:
-        self.views = gather.new_views()
-        gather.add_piece(self.views, head)
-        self.entries: list[_PieceViews | None] = []
+        The kernel reads memory by address: this entry holds the piece, and so its
+        buffers, for as long as the reader holds the entry.
+        """
+        if self.address_row is None:
+            self.address_row = _addresses_of(self.piece)
+        return self.address_row if len(self.address_row) else None
 
 
 class _Layout(NamedTuple):
@@ -522,8 +532,18 @@ class _Layout(NamedTuple):
 
 
 _LAYOUTS: dict[tuple[str, ...] | None, _Layout] = {}
-# Rows a piece needs before a read makes its gather views (see Reader.table).
+# Rows a piece needs before a read gathers from it (see Reader.table): a piece's views
+# and addresses cost µs once, worth it for segments and batches, read again and again,
+# not for the tail chunks single appends between reads make (each read once or twice
+# before the tail merges them).
 _GATHER_ROWS = 1024
+# Rows per run of consecutive rows of one piece (on average) from which a read slices its
+# pieces rather than copies the rows (see Reader.table): a slice costs ~2-3 µs of
+# pyarrow calls, a copied row ~0.1-0.25 µs.
+_SLICE_ROWS = 256
+# Rows up to which a read is gathered in one kernel call, in memory from numba's
+# allocator (see gather.gather).
+_SMALL_READ = 1024
 
 
 def _view(buf: pa.Buffer | None, start: int = 0, size: int = -1) -> np.ndarray:
@@ -535,29 +555,31 @@ def _view(buf: pa.Buffer | None, start: int = 0, size: int = -1) -> np.ndarray:
     return view
 
 
-def _gather_views_of(piece: pa.RecordBatch) -> tuple[np.ndarray, ...]:
-    """The views the gather kernel reads of ``piece`` (an EVENT_SCHEMA batch), in the
-    order of allsource_lab/_kernels/gather.py: per column, the values (cut at the array's
-    offset); for a text column, its int32 offsets (cut) and bytes (whole); for the
-    nullable column, also its validity bitmap (whole, empty without nulls) and the
-    bitmap's first bit as one int64."""
-    views = []
-    for field, column in zip(EVENT_SCHEMA, piece.columns, strict=True):
+def _addresses_of(piece: pa.RecordBatch) -> np.ndarray:
+    """``piece``'s row of the gather kernel's address table (allsource_lab/_kernels/
+    gather.py): per column where its values start (cut at the array's offset; the int32
+    offsets of a text column), where each text column's bytes start, the validity bitmap
+    of the nullable column (0 without nulls) and its first bit, the row count. Empty when
+    the piece's schema is not EVENT_SCHEMA."""
+    if not piece.schema.equals(EVENT_SCHEMA):
+        return np.empty(0, np.int64)
+    row = np.zeros(gather.SLOTS, np.int64)
+    for number, (field, column) in enumerate(zip(EVENT_SCHEMA, piece.columns, strict=True)):
         arr = column.storage if isinstance(column, pa.ExtensionArray) else column
         buffers = arr.buffers()
-        n, first = len(arr), arr.offset
+        first = arr.offset
         if pa.types.is_string(arr.type):
-            views.append(_view(buffers[1], first * 4, (n + 1) * 4))
-            views.append(_view(buffers[2]))
+            row[number] = buffers[1].address + 4 * first
+            data = buffers[2]
+            text = gather.TEXT_DATA + gather.text_number(number)
+            row[text] = 0 if data is None else data.address
             continue
-        width = arr.type.byte_width
-        views.append(_view(buffers[1], first * width, n * width))
-        if field.nullable:
-            views.append(_view(buffers[0]) if arr.null_count else _NO_VIEW)
-            offset = np.array([first], np.int64).view(np.uint8)
-            offset.flags.writeable = False
-            views.append(offset)
-    return tuple(views)
+        row[number] = buffers[1].address + first * arr.type.byte_width
+        if field.nullable and arr.null_count:
+            row[gather.VALIDITY] = buffers[0].address
+            row[gather.FIRST_BIT] = first
+    row[gather.ROWS] = piece.num_rows
+    return row
 
 
 def _layout(columns: list[str] | None) -> _Layout:
@@ -624,39 +646,3 @@ def _ipc_header(schema: pa.Schema) -> tuple[np.ndarray | None, np.ndarray]:
     header = np.frombuffer(raw, np.uint8, start + size).copy()
     header.flags.writeable = False
     return header, slots
-
-
-def _gather_views(reader: Reader, top: int) -> _SharedViews | None:
-    """The kernel's list of the views of pieces 0 to ``top`` (at least), brought up to
-    date with the pieces (None: a piece cannot be gathered).
-
-    Kept from call to call: adding a piece to it costs ~4 µs, passing it ~1 µs. Pieces
-    are replaced (a seal puts a segment in its tail chunks' place, a merge re-slots the
-    tail), and their entries with them, so the list is cut where the entries differ and
-    refilled from there. Until the next gather, it keeps replaced pieces' buffers alive.
-    """
-    texts = reader._texts
-    head = reader._text_access(0)
-    if not head.gather_views():
-        return None
-    shared = head.shared
-    if shared is None:
-        shared = head.shared = _SharedViews(head.gather_views())
-    entries = shared.entries
-    known = min(len(entries), len(texts) - 1)
-    keep = known
-    if entries[:known] != texts[1 : known + 1]:
-        keep = 0
-        while entries[keep] is texts[keep + 1]:
-            keep += 1
-    if keep < len(entries):
-        del entries[keep:]
-        del shared.views[(keep + 1) * gather.VIEWS_PER_PIECE :]
-    for k in range(keep + 1, top + 1):
-        entry = reader._text_access(k)
-        views = entry.gather_views()
-        if not views:
-            return None
-        gather.add_piece(shared.views, views)
-        entries.append(entry)
-    return shared

@@ -155,10 +155,16 @@ def reads_of(draw: st.DrawFn) -> tuple[Reader, np.ndarray, list[str] | None]:
 
 
 @settings(max_examples=300)
-@given(reads_of())
-def test_table_equals_slicing_and_taking_the_pieces(case):
+@given(reads_of(), st.booleans())
+def test_table_equals_slicing_and_taking_the_pieces(case, in_one_call):
     reader, positions, columns = case
-    got = reader.table(positions, columns)
+    small = reads._SMALL_READ
+    # Small reads take one kernel call, bigger ones two: both ways for every case.
+    reads._SMALL_READ = small if in_one_call else 0
+    try:
+        got = reader.table(positions, columns)
+    finally:
+        reads._SMALL_READ = small
     want = reference_table(reader, positions, columns)
     assert got.schema == want.schema
     assert got.equals(want)
@@ -188,15 +194,21 @@ def test_scattered_rows_come_out_as_one_chunk_copied_by_the_kernel():
     assert got.equals(reference_table(reader, positions, None))
 
 
-def test_runs_of_consecutive_rows_are_slices_sharing_the_pieces_memory():
+def test_long_runs_of_consecutive_rows_are_slices_sharing_the_pieces_memory():
     rnd = random.Random(2)
-    reader = reader_of([piece(rnd, 1 + 30 * i, 30, ["x"]) for i in range(2)])
+    n = reads._SLICE_ROWS
+    reader = reader_of([piece(rnd, 1 + n * i, n, ["x"]) for i in range(2)])
     # The first piece's rows in row order: one slice of it.
-    k0_rows = np.argsort(reader.index.row.view[:30])
-    got = reader.table(k0_rows.astype(np.int64))
+    k0_rows = np.argsort(reader.index.row.view[:n]).astype(np.int64)
+    got = reader.table(k0_rows)
     assert got.column("payload").chunk(0).storage.buffers()[2].address == (
         reader.pieces[0].column("payload").storage.buffers()[2].address
     )
+    # Short runs (one entity's events in ten segments) are copied: one chunk.
+    short = np.concatenate([k0_rows[:10], np.argsort(reader.index.row.view[n:]) + n])[:20]
+    got = reader.table(short.astype(np.int64))
+    assert got.column(0).num_chunks == 1
+    assert got.equals(reference_table(reader, short.astype(np.int64), None))
 
 
 def test_sliced_and_read_only_pieces_are_read_where_their_rows_are():
@@ -220,11 +232,67 @@ def test_every_column_list_has_a_header_the_kernel_can_fill():
         assert reads._layout(columns).header is not None
 
 
-def test_the_kernel_lists_views_in_the_order_the_read_side_builds_them():
+def test_the_address_table_points_at_each_columns_first_row():
     rnd = random.Random(3)
-    views = reads._PieceViews(piece(rnd, 1, 5, ["a"])).gather_views()
-    assert len(views) == gather.VIEWS_PER_PIECE
-    assert all(not v.flags.writeable and v.dtype == np.uint8 for v in views)
+    batch = piece(rnd, 1, 40, ["a", "bc"], "slice")
+    row = reads._PieceViews(batch).addresses()
+    assert row is not None and row[gather.ROWS] == 40
+    for number, column in enumerate(batch.columns):
+        arr = column.storage if isinstance(column, pa.ExtensionArray) else column
+        values = arr.buffers()[1]
+        width = 4 if pa.types.is_string(arr.type) else arr.type.byte_width
+        assert row[number] == values.address + arr.offset * width
+    # A piece of another schema is never gathered from.
+    other = pa.RecordBatch.from_arrays(batch.columns, names=[f"x{n}" for n in EVENT_SCHEMA.names])
+    assert reads._PieceViews(other).addresses() is None
+
+
+def test_reads_bigger_than_the_prefetched_size_give_the_same_rows():
+    # Past gather._SMALL rows the kernel prefetches as it goes instead of all at once.
+    rnd = random.Random(7)
+    reader = reader_of([piece(rnd, 1 + 400 * i, 400, ["a", "ü", ""]) for i in range(4)])
+    for size in (gather._SMALL + 1, 3 * gather._SMALL):
+        positions = np.array([rnd.randrange(1600) for _ in range(size)], np.int64)
+        for columns in (None, ["payload", "schema_version", "event_id"]):
+            got = reader.table(positions, columns)
+            assert got.equals(reference_table(reader, positions, columns))
+
+
+def test_texts_of_a_run_copied_together_stay_in_order():
+    # Runs of consecutive rows, cut short and resumed, across pieces whose text bytes
+    # may lie back to back.
+    rnd = random.Random(8)
+    reader = reader_of([piece(rnd, 1 + 50 * i, 50, ["ab", "c", ""], "plain") for i in range(3)])
+    by_row = np.argsort(reader.index.row.view[:50]).astype(np.int64)
+    positions = np.concatenate([by_row[3:9], by_row[20:22], [60, 61, 62], by_row[9:12]])
+    assert reader.table(positions).equals(reference_table(reader, positions, None))
+
+
+@pytest.mark.parametrize("kind", ["memory", "folder"])
+def test_entity_and_type_positions_equal_the_postings_before_and_after_appends(kind, tmp_path):
+    path = None if kind == "memory" else tmp_path / "s"
+    store = asl.open(path)
+    store.append_batch(
+        [{"event_type": f"t{i % 3}", "entity_id": f"e{i % 7}", "payload": {}} for i in range(60)]
+    )
+    if path is not None:
+        store.close()
+        store = asl.open(path)
+    for step in range(3):
+        reader = store._sealer.reader
+        index = reader.index
+        for ent in range(len(reader.entity_keys)):
+            assert reads._positions(index.entities, ent).tolist() == (
+                index.entities.positions(ent).tolist()
+            )
+        for typ in range(len(reader.type_keys)):
+            assert reads._positions(index.types, typ).tolist() == (
+                index.types.positions(typ).tolist()
+            )
+        want = [e.sequence for e in store.events() if e.entity_id == "e3"]
+        assert store.events(entity_id="e3").to_arrow().column("sequence").to_pylist() == want
+        store.append(f"t{step}", "e3", {"step": step})  # the postings gain a delta
+    store.close()
 
 
 @pytest.mark.parametrize("gather_rows", [1, 1024])
