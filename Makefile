@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: lab test test-slow test-ui extension check bench bench-scale soak clean venv node
+.PHONY: lab test test-slow test-ui extension check bench bench-scale bench-spark bench-serve soak clean venv node
 
 # An editable install leaves out the wheel's data-files, among them the prebuilt
 # JupyterLab extension, so the same folder is made here: links to the build in
@@ -114,6 +114,22 @@ bench: $(STAMP)
 SCALE_SIZES ?= 1M,10M,100M
 bench-scale: $(STAMP)
 	$(BIN)/python -m allsource_lab.bench.scale --sizes $(SCALE_SIZES)
+
+# The history exported to Delta Lake and queried on Spark (local[2], Java 17): export rate,
+# table size against the segments, and states(as_of) and a window on Spark against the
+# store's own time, over SPARK_EVENTS events (`make bench-spark SPARK_EVENTS=1M`). Writes
+# the figures to bench-results/spark-<date>.json.
+SPARK_EVENTS ?= 10M
+bench-spark: $(STAMP)
+	$(BIN)/python -m allsource_lab.bench.spark --events $(SPARK_EVENTS)
+
+# The server under load on loopback (allsource serve, default settings): single-event
+# POSTs a second with p50/p99 from wrk (Debian's package, installed here if missing; a
+# Python load generator otherwise), batch POSTs of 10K events, and a WebSocket fan-out to
+# 10 clients. Writes the figures to bench-results/serve-<date>.json.
+bench-serve: $(STAMP)
+	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y wrk) || true
+	$(BIN)/python -m allsource_lab.bench.serve --json bench-results/serve-$$(date +%F).json
 
 # Continuous ingest with checkpoints, compactions, snapshots, reopens and verify() for
 # DURATION seconds, failing on lost events, damage or memory growth past its bound

@@ -339,6 +339,101 @@ def _compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _export_delta(args: argparse.Namespace) -> int:
+    options = dict(args.storage_options) if args.storage_options else None
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    opened = _write(args.path, create=False) if args.checkpoint else _read(args.path)
+    with opened as store:
+        done = store.export_delta(args.uri, options, checkpoint=args.checkpoint, progress=bar)
+    if done["exported"]:
+        first = done["through_sequence"] - done["exported"] + 1
+        print(
+            f"exported {done['exported']:,} events (sequences {first:,}-"
+            f"{done['through_sequence']:,}) to {done['uri']} in {done['seconds']:.1f} s; "
+            f"table version {done['table_version']}"
+        )
+    else:
+        print(
+            f"nothing new to export: {done['uri']} holds every sealed event "
+            f"(through sequence {done['through_sequence']:,}); --checkpoint seals the tail"
+        )
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    stores: dict[str, str] = {}
+    if args.path is not None:
+        stores["default"] = args.path
+    for name, path in args.stores or ():
+        if name in stores:
+            raise CommandError(f"two stores are named {name!r}; give each tenant its own name")
+        stores[name] = path
+    if not stores:
+        raise CommandError("give the store to serve: PATH, or --store NAME=PATH", EXIT_USAGE)
+    for path in stores.values():
+        _existing(path)
+    try:
+        from allsource_lab.server import ServerConfig, serve
+    except ImportError as exc:
+        raise CommandError(
+            f"serving needs the 'serve' extra ({exc}): pip install 'allsource-lab[serve]'"
+        ) from None
+    config = ServerConfig(
+        max_body_bytes=args.max_body_bytes,
+        rate_per_s=args.rate_limit,
+        burst=args.burst,
+        allow_origins=tuple(args.allow_origins or ()),
+    )
+    settings = {} if args.fsync is None else {"fsync": args.fsync}
+    where = f"http://{args.host}:{args.port}"
+    print(f"serving {', '.join(stores)} at {where} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    serve(
+        stores,
+        host=args.host,
+        port=args.port,
+        require_keys=args.require_keys,
+        config=config,
+        store_settings=settings,
+        log_level=args.log_level,
+    )
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from allsource_lab.server.keys import KeyRing, keys_file
+
+    ring = KeyRing(keys_file(_existing(args.path)))
+    if args.action == "create":
+        if args.key_id is not None:
+            raise CommandError("keys create takes no KEY_ID (it makes a new one)", EXIT_USAGE)
+        key, record = ring.create(
+            args.role, name=args.name, rate_per_s=args.rate_limit, burst=args.burst
+        )
+        if args.json:
+            print_json({"key": key, **record.public()})
+        else:
+            print(key)
+            print(
+                f"(id {record.id}, role {record.role}; shown only now: keep it somewhere safe)",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    if args.action == "revoke":
+        if args.key_id is None:
+            raise CommandError("keys revoke needs the KEY_ID to revoke (see keys list)", EXIT_USAGE)
+        record = ring.revoke(args.key_id)
+        print(f"revoked {record.id} ({record.role}{', ' + record.name if record.name else ''})")
+        return EXIT_OK
+    records = [r.public() for r in ring.records()]
+    if args.json:
+        print_json(records)
+    else:
+        columns = ["id", "role", "name", "created", "revoked", "rate_per_s", "burst"]
+        rows = [[r[c] for c in columns] for r in records]
+        write_rows(sys.stdout, "table", columns, rows, limit=0, noun="keys")
+    return EXIT_OK
+
+
 def run_bench(arguments: list[str]) -> int:
     """Run the benchmark module with ``arguments`` as they are (``--help`` included)."""
     try:
@@ -357,4 +452,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _verify,
     "checkpoint": _checkpoint,
     "compact": _compact,
+    "export-delta": _export_delta,
+    "serve": _serve,
+    "keys": _keys,
 }

@@ -55,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, summary, add_arguments in SUBCOMMANDS:
         sub = commands.add_parser(name, help=summary, description=summary)
-        sub.add_argument("path", metavar="PATH", help="the store folder")
+        # serve takes its stores as PATH, as --store NAME=PATH options, or both.
+        optional = name == "serve"
+        sub.add_argument(
+            "path",
+            metavar="PATH",
+            nargs="?" if optional else None,
+            help="the store folder" + (" (served as tenant 'default')" if optional else ""),
+        )
         add_arguments(sub)
     # Listed for --help only: main() hands "bench ..." to the benchmark untouched.
     commands.add_parser(
@@ -207,6 +214,123 @@ def _as_json(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="as JSON")
 
 
+def _storage_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (argparse type)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. AWS_REGION=eu-west-1)")
+    return key, value
+
+
+def _export_delta(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "uri", metavar="URI", help="the Delta table: a folder, or s3://, gs://, az:// URI"
+    )
+    sub.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="seal the unsealed tail first (takes the store's write lock); without it, "
+        "only events already sealed are exported",
+    )
+    sub.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        type=_storage_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a delta-rs storage option, e.g. AWS_REGION=eu-west-1 (repeat for more)",
+    )
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _tenant_store(text: str) -> tuple[str, str]:
+    """``NAME=PATH`` (argparse type)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PATH (e.g. shop=shop.events)")
+    return name, path
+
+
+def _serve(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--store",
+        dest="stores",
+        type=_tenant_store,
+        action="append",
+        metavar="NAME=PATH",
+        help="serve another store as tenant NAME (repeat for more); a key sees only its "
+        "own tenant's store",
+    )
+    sub.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); any other than loopback requires "
+        "an API key on every request",
+    )
+    sub.add_argument("--port", type=count, default=3900, help="port (default 3900)")
+    sub.add_argument(
+        "--require-keys",
+        action="store_true",
+        help="require an API key on loopback too (behind a reverse proxy, whose requests "
+        "all come from loopback)",
+    )
+    sub.add_argument(
+        "--fsync",
+        choices=("always", "interval", "never"),
+        help="the stores' fsync policy (default: the store's default, interval)",
+    )
+    sub.add_argument(
+        "--max-body-bytes",
+        type=positive,
+        default=32 * 1024 * 1024,
+        metavar="N",
+        help="largest request body (default 32 MiB); larger ones get 413",
+    )
+    sub.add_argument(
+        "--rate-limit",
+        type=float,
+        default=100.0,
+        metavar="PER_S",
+        help="requests a second per key, unless the key has its own (default 100)",
+    )
+    sub.add_argument(
+        "--burst", type=positive, default=200, help="requests a key may make at once (default 200)"
+    )
+    sub.add_argument(
+        "--allow-origin",
+        dest="allow_origins",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browsers on ORIGIN to call the API (CORS; off by default; repeat)",
+    )
+    sub.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="warning",
+        help="uvicorn's log level (default warning)",
+    )
+
+
+def _keys(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "action", choices=("create", "list", "revoke"), help="what to do with the store's keys"
+    )
+    sub.add_argument("key_id", nargs="?", metavar="KEY_ID", help="revoke: the key's id")
+    sub.add_argument(
+        "--role",
+        choices=("read", "write", "admin"),
+        default="read",
+        help="create: read (queries, the stream), write (+ ingest), admin (+ schemas, "
+        "pipelines, replays, compaction); default read",
+    )
+    sub.add_argument("--name", default="", help="create: a label to recognize the key by")
+    sub.add_argument(
+        "--rate-limit", type=float, metavar="PER_S", help="create: this key's requests a second"
+    )
+    sub.add_argument("--burst", type=positive, help="create: this key's burst size")
+    sub.add_argument("--json", action="store_true", help="as JSON")
+
+
 def _nothing_more(sub: argparse.ArgumentParser) -> None:
     """A command that takes only the store's PATH."""
 
@@ -223,4 +347,11 @@ SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], .
     ("verify", "check every checksum and invariant (exit 1 if not ok)", _as_json),
     ("checkpoint", "seal the write-ahead log's tail into a Parquet segment", _nothing_more),
     ("compact", "merge small segments", _nothing_more),
+    ("serve", "serve stores over HTTP and WebSocket (needs the 'serve' extra)", _serve),
+    ("keys", "create, list or revoke the API keys of a store", _keys),
+    (
+        "export-delta",
+        "append the sealed history to a Delta Lake table (incremental, exactly-once)",
+        _export_delta,
+    ),
 )

@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from allsource_lab.notebook import commands, ingest, live_commands, parsers, schema_commands
+from allsource_lab.notebook import (
+    commands,
+    export_commands,
+    ingest,
+    live_commands,
+    parsers,
+    schema_commands,
+)
 from allsource_lab.notebook.arguments import MagicArgumentParser
 from allsource_lab.notebook.session import Command
 
@@ -165,6 +172,12 @@ SUBCOMMANDS: dict[str, Subcommand] = _by_name(
         commands.checkpoint,
     ),
     Subcommand("compact", "merge small segments", parsers.no_arguments, commands.compact),
+    Subcommand(
+        "export-delta",
+        "append the sealed history to a Delta Lake table (incremental, exactly-once)",
+        export_commands.export_delta_arguments,
+        export_commands.export_delta,
+    ),
     Subcommand(
         "explore",
         "an interactive explorer of the store (widget)",

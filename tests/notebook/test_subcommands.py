@@ -52,7 +52,8 @@ def test_one_entry_makes_a_whole_subcommand(shell, monkeypatch, capsys):
     monkeypatch.setitem(SUBCOMMANDS, "greet", entry)
 
     shell.run_line_magic("allsource", "--help")
-    assert "  greet        say hello to someone" in capsys.readouterr().out
+    # The overview's first column is as wide as the longest subcommand name.
+    assert re.search(r"^  greet +say hello to someone$", capsys.readouterr().out, re.M)
     assert shell.run_line_magic("allsource", "greet --help") is None
     assert capsys.readouterr().out.startswith("usage: %allsource greet [-h] [--who NAME] [-o NAME]")
     assert shell.run_line_magic("allsource", "greet --who ada -o loud") == "hello, ada"
