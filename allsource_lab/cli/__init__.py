@@ -2,7 +2,8 @@
 
 Read commands (``sql``, ``events``, ``state``, ``stats``, ``verify``) open the store
 read-only, so they work beside a notebook that has it open for writing; ``demo``,
-``ingest``, ``checkpoint`` and ``compact`` take the store's write lock.
+``ingest``, ``checkpoint``, ``compact`` and ``serve`` take the store's write lock;
+``export-delta`` opens it read-only unless ``--checkpoint`` asks it to seal the tail first.
 
 Exit codes: 0 success; 1 an error (one line on stderr, no traceback) or ``verify``
 found problems; 2 a usage error, or ``compact`` on a version without compaction;
