@@ -81,8 +81,11 @@ def count_singles(buf: np.ndarray, start: int, end: int) -> tuple[int, int, int,
 
 @jit
 def _copy(src: np.ndarray, s: int, n: int, dst: np.ndarray, d: int) -> None:
-    for k in range(n):
-        dst[d + k] = src[s + k]
+    # A slice assignment, not a loop over indices: each indexed access checks for a
+    # negative index, which keeps LLVM from turning the loop into a block copy. Decoding
+    # 100K single records (~21 MB) took 22 ms of CPU with the loop, 13 ms this way
+    # (measured on a busy 2-core machine, min of 9).
+    dst[d : d + n] = src[s : s + n]
 
 
 @jit
