@@ -19,7 +19,7 @@ from allsource_lab._kernels import gather, timetravel
 from allsource_lab._kernels import postings as kernels
 from allsource_lab._kernels.keytable import KeyTable
 from allsource_lab._query.index import EventIndex, Postings
-from allsource_lab._storage.arrowbuf import string_buffers
+from allsource_lab._storage.arrowbuf import int64_view, string_buffers
 from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.tail import Tail
 from allsource_lab.eventframe import Query, events_from_table
@@ -199,9 +199,9 @@ class Reader:
         data, offsets = string_buffers(fresh.column("event_type"))
         types = self.type_keys.intern_many(data, offsets)
         self.index.add(
-            fresh.column("sequence").to_numpy(),
-            fresh.column("timestamp").cast(pa.int64()).to_numpy(),
-            fresh.column("recorded_at").cast(pa.int64()).to_numpy(),
+            int64_view(fresh.column("sequence")),
+            int64_view(fresh.column("timestamp")),
+            int64_view(fresh.column("recorded_at")),
             ents,
             types,
             np.arange(known, chunk.num_rows, dtype=np.int32),

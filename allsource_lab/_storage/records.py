@@ -86,6 +86,28 @@ def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     )
 
 
+def _numbers(values: np.ndarray, kind: pa.DataType, dtype: type[np.generic]) -> pa.Array:
+    """A numeric column with no nulls, over the array's own buffer.
+
+    Every column here is built from buffers: ``pa.array`` over a NumPy array imports
+    pandas (to ask whether it is a pandas object), which cost 0.3–1.5 s inside the first
+    checkpoint of every fresh process.
+    """
+    data = np.ascontiguousarray(values, dtype)
+    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
+
+
+def _schema_versions(sv: np.ndarray) -> pa.Array:
+    """``schema_version`` (negative: none) as an int32 array with nulls (see _numbers)."""
+    values = pa.py_buffer(np.ascontiguousarray(sv, np.int32))
+    missing = sv < 0
+    if not missing.any():
+        return pa.Array.from_buffers(pa.int32(), len(sv), [None, values])
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    nulls = int(missing.sum())
+    return pa.Array.from_buffers(pa.int32(), len(sv), [validity, values], null_count=nulls)
+
+
 def to_record_batch(cols: ColumnBatch) -> pa.RecordBatch:
     """The columns as a RecordBatch of ``EVENT_SCHEMA`` (zero-copy where Arrow allows).
 
@@ -97,19 +119,18 @@ def to_record_batch(cols: ColumnBatch) -> pa.RecordBatch:
     ids = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(16), n, [None, pa.py_buffer(cols.event_id)]
     )
-    sv = cols.schema_version
-    schema_version = pa.array(sv, pa.int32(), mask=sv < 0) if n else pa.array([], pa.int32())
+    schema_version = _schema_versions(cols.schema_version)
     arrays = [
-        pa.array(cols.sequence, pa.int64()),
+        _numbers(cols.sequence, pa.int64(), np.int64),
         pa.ExtensionArray.from_storage(pa.uuid(), ids),
         _string_array(*cols.event_type),
         _string_array(*cols.entity_id),
-        pa.array(cols.version, pa.int64()),
+        _numbers(cols.version, pa.int64(), np.int64),
         pa.Array.from_buffers(TIMESTAMP, n, [None, pa.py_buffer(cols.timestamp)]),
         pa.Array.from_buffers(TIMESTAMP, n, [None, pa.py_buffer(cols.recorded)]),
         pa.ExtensionArray.from_storage(pa.json_(), _string_array(*cols.payload)),
         pa.ExtensionArray.from_storage(pa.json_(), _string_array(*cols.metadata)),
-        pa.array(cols.partition, pa.int16()),
+        _numbers(cols.partition, pa.int16(), np.int16),
         schema_version,
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=EVENT_SCHEMA)
