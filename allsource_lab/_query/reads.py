@@ -19,7 +19,7 @@ from allsource_lab._kernels import gather, timetravel
 from allsource_lab._kernels import postings as kernels
 from allsource_lab._kernels.keytable import KeyTable
 from allsource_lab._query.index import EventIndex, Postings
-from allsource_lab._storage.arrowbuf import int64_view, string_buffers
+from allsource_lab._storage.arrowbuf import fixed_values, int64_view, numpy_array, string_buffers
 from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.tail import Tail
 from allsource_lab.eventframe import Query, events_from_table
@@ -72,7 +72,7 @@ class Reader:
         """
         if not batch.num_rows:
             return
-        seq = batch.column("sequence").to_numpy()
+        seq = fixed_values(batch.column("sequence"))
         order = kernels.place(seq, int(seq.min()))
         if order[0] < 0:
             order = np.argsort(seq, kind="stable")  # sequence gaps (after a salvage)
@@ -145,9 +145,9 @@ class Reader:
             ents = self.entity_keys.lookup_many(data, offsets)
         data, offsets = string_buffers(batch.column("event_type"))
         types = self.type_keys.intern_many(data, offsets)
-        seq = batch.column("sequence").to_numpy()
-        ts = batch.column("timestamp").cast(pa.int64()).to_numpy()
-        rec = batch.column("recorded_at").cast(pa.int64()).to_numpy()
+        seq = fixed_values(batch.column("sequence"))
+        ts = fixed_values(batch.column("timestamp").cast(pa.int64()))
+        rec = fixed_values(batch.column("recorded_at").cast(pa.int64()))
         if order is None:
             rows = np.arange(batch.num_rows, dtype=np.int32)
             self.index.add(seq, ts, rec, ents, types, rows)
@@ -375,7 +375,7 @@ class Reader:
         if columns is not None:
             pieces = [p.select(columns) for p in pieces]
         parts = [
-            pieces[k].slice(first, n) if rows is None else pieces[k].take(rows)
+            pieces[k].slice(first, n) if rows is None else pieces[k].take(numpy_array(rows))
             for k, first, n, rows in self._spans(positions)
         ]
         return pa.Table.from_batches(parts, layout.schema)

@@ -69,6 +69,36 @@ def int64_view(col: pa.Array) -> np.ndarray:
     return _read_only(np.frombuffer(buf, np.int64, len(col), col.offset * 8))
 
 
+def fixed_values(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A null-free fixed-width integer column as one read-only numpy array: a view of a
+    single array or chunk, else the chunks' views joined (one copy).
+
+    ``to_numpy`` would import pandas (see :func:`int64_view`); this never does.
+    """
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    views = [
+        np.frombuffer(c.buffers()[1], dtype, len(c), c.offset * dtype.itemsize)
+        for c in chunks
+        if len(c)
+    ]
+    if len(views) == 1:
+        return _read_only(views[0])
+    return _read_only(np.concatenate(views) if views else np.zeros(0, dtype))
+
+
+def numpy_array(values: np.ndarray) -> pa.Array:
+    """A 1-d numeric numpy array as a null-free Arrow array over the same memory.
+
+    ``pa.array(values)`` gives the same but imports pandas on its first call in a
+    process (~0.5 s), which a checkpoint on the sealing thread must not pay.
+    """
+    data = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(data.dtype), len(data), [None, pa.py_buffer(data)]
+    )
+
+
 def string_array_from_buffers(data: np.ndarray, offsets: np.ndarray) -> pa.LargeStringArray:
     """A LargeStringArray over (uint8 data, int64 offsets), sharing their memory.
 

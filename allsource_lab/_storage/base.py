@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from allsource_lab._storage.entity_index import EntityIndex
 from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.manifest import Manifest
 from allsource_lab.settings import Settings
@@ -145,6 +146,20 @@ class Storage:
         """Keep the index of the ``k``-th live segment (-1: the newest) beside it (no
         fsync: it checks itself when read). Failures are ignored: the open rebuilds it
         from the rows."""
+
+    def read_entities(self) -> EntityIndex:
+        """What the entity index (``entity_index.py``) keeps that fits the live segments:
+        the entity ids an earlier process numbered, and the entity of each run of the
+        first live segments; nothing if there is none (derived data: never raises)."""
+        return EntityIndex(np.empty(0, np.uint8), np.zeros(1, np.int64))
+
+    def write_entities(
+        self, start: int, keys: tuple[np.ndarray, np.ndarray], runs: list[np.ndarray]
+    ) -> None:
+        """Keep the entity of each run of the live segments from ``start`` on (-1: the
+        newest), ``runs[i]`` for the ``i``-th, and every id numbered so far (``keys``, as
+        :meth:`KeyTable.key_buffers`). No fsync; failures are ignored: the next open
+        indexes the segments it does not cover from their rows and writes it again."""
 
     def wal_bytes(self) -> int:
         """Bytes in the WAL files on disk."""

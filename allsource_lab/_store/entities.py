@@ -18,7 +18,7 @@ from allsource_lab._ingest import inputs
 from allsource_lab._kernels import versions as version_kernels
 from allsource_lab._kernels.hashing import partitions_of
 from allsource_lab._kernels.keytable import KeyTable
-from allsource_lab._storage.arrowbuf import int64_view, string_buffers
+from allsource_lab._storage.arrowbuf import fixed_values, int64_view, string_buffers
 from allsource_lab.errors import ConcurrencyError, InvalidEvent, NotFound
 from allsource_lab.settings import Settings
 
@@ -47,7 +47,10 @@ class EntityTable:
 
     def intern_column(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """The numbers of a column of entity ids, numbering new ones."""
-        data, offsets = string_buffers(column)
+        return self.intern_column_buffers(*string_buffers(column))
+
+    def intern_column_buffers(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``intern_column`` of the ids in Arrow layout (uint8 data, int64 offsets)."""
         before = len(self.keys)
         numbers = self.keys.intern_many(data, offsets)
         added = len(self.keys) - before
@@ -61,7 +64,7 @@ class EntityTable:
         """Intern a loaded batch's entities and raise their versions; their numbers."""
         nos = self.intern_column(batch.column("entity_id"))
         versions = np.frombuffer(self.versions, np.int64)
-        version_kernels.raise_to(nos, batch.column("version").to_numpy(), versions)
+        version_kernels.raise_to(nos, fixed_values(batch.column("version")), versions)
         del versions  # a live buffer export would stop the array from growing
         return nos
 
@@ -69,7 +72,6 @@ class EntityTable:
         """``absorb`` for a segment sorted by entity, from the first row of each run of
         one entity's rows: the numbers of the runs' entities (numbered as ``absorb``
         would: in row order), hashing one id per entity instead of one per row."""
-        n = batch.num_rows
         if not len(run_starts):
             return np.empty(0, np.int64)
         # (From the buffer: pa.array(ndarray) would import pandas to check for a Series,
@@ -77,14 +79,52 @@ class EntityTable:
         starts = np.ascontiguousarray(run_starts, np.int32)
         at = pa.Array.from_buffers(pa.int32(), len(starts), [None, pa.py_buffer(starts)])
         nos = self.intern_column(batch.column("entity_id").take(at))
-        last_rows = np.empty(len(run_starts), np.int64)
-        last_rows[:-1] = run_starts[1:]
-        last_rows[-1] = n
-        last_rows -= 1  # an entity's highest version in the segment is its run's last row
-        versions = np.frombuffer(self.versions, np.int64)
-        version_kernels.raise_to(nos, int64_view(batch.column("version"))[last_rows], versions)
-        del versions
+        self.raise_runs(batch, run_starts, nos)
         return nos
+
+    def raise_runs(
+        self, batch: pa.RecordBatch, run_starts: np.ndarray, numbers: np.ndarray
+    ) -> None:
+        """Raise versions to a segment's (sorted by entity), given the first row of each run
+        of one entity's rows and the run's entity number (known entities: no hashing)."""
+        self.raise_versions(numbers, self.run_versions(batch, run_starts))
+
+    @staticmethod
+    def run_versions(batch: pa.RecordBatch, run_starts: np.ndarray) -> np.ndarray:
+        """The version of the last row of each run of one entity's rows of a segment (sorted
+        by entity, so the entity's highest there), given the first row of each run."""
+        last_rows = np.empty(len(run_starts), np.int64)
+        if len(run_starts):
+            last_rows[:-1] = run_starts[1:]
+            last_rows[-1] = batch.num_rows
+            last_rows -= 1
+        return int64_view(batch.column("version"))[last_rows]
+
+    def raise_versions(self, numbers: np.ndarray, seen: np.ndarray) -> None:
+        """versions[numbers[i]] = max(itself, seen[i]): entities known, versions seen."""
+        versions = np.frombuffer(self.versions, np.int64)
+        version_kernels.raise_to(numbers, seen, versions)
+        del versions  # a live buffer export would stop the array from growing
+
+    def load_keys(self, data: np.ndarray, offsets: np.ndarray) -> bool:
+        """Number entity ids kept by an earlier process (an entity index), in their order,
+        into an empty table: entity ``i`` is the id ``data[offsets[i]:offsets[i + 1]]``.
+
+        The ids are hashed and checked as any others are, and must all be distinct: if
+        not, nothing is numbered and this returns False (the caller indexes the segments
+        from their rows instead).
+        """
+        assert not len(self.keys), "ids kept by an earlier process come first"
+        count = len(offsets) - 1
+        if not count:
+            return True
+        self.keys.reserve(count, int(offsets[-1] - offsets[0]))
+        numbers = self.intern_column_buffers(data, offsets)
+        if len(self.keys) == count and np.array_equal(numbers, np.arange(count)):
+            return True
+        self.keys.truncate(0)
+        del self.versions[:], self.partition_of[:]
+        return False
 
     def new_type(self, event_type: object) -> bytes:
         """Check an event type not seen before and remember its bytes."""

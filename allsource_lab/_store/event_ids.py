@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from allsource_lab._ingest import inputs, retries
 from allsource_lab._query.idindex import IdIndex
+from allsource_lab._storage.arrowbuf import fixed_values
 from allsource_lab.events import Event
 
 __all__ = ["EventIds"]
@@ -53,7 +54,7 @@ class EventIds:
                 raw = np.frombuffer(ids.buffers()[1], np.uint8)[
                     ids.offset * 16 : (ids.offset + len(ids)) * 16
                 ]
-                index.extend(raw, part.column("sequence").to_numpy())
+                index.extend(raw, fixed_values(part.column("sequence")))
         return index
 
     def lookup(self, event_id: bytes) -> int:
@@ -88,5 +89,5 @@ class EventIds:
         for table in self._tables_after(int(wanted[0].as_py()) - 1):
             parts.append(table.filter(pc.is_in(table.column("sequence"), wanted)))
         found = pa.concat_tables(parts).sort_by("sequence")
-        at = np.searchsorted(found.column("sequence").to_numpy(), sequences)
+        at = np.searchsorted(fixed_values(found.column("sequence")), sequences)
         return found.take(pa.array(at, pa.int64()))

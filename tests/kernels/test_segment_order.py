@@ -7,6 +7,7 @@ The reference is what sealing did before the kernels: ``pc.sort_indices`` by SOR
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -157,6 +158,46 @@ def test_large_tables_take_either_path_to_the_same_order(rows, entities, in_orde
     table = event_table(ids, [partition_of[e] for e in ids], seqs.tolist(), versions, rows)
     assert_like_reference(table)
     assert_like_reference(rechunked(table, [100, 2_000, 4_500], 5))
+
+
+@pytest.mark.parametrize(("rows", "entities"), [(20_000, 300), (20_000, 20_000)])
+def test_columns_moved_on_two_threads_match_arrow(rows, entities):
+    rng = np.random.default_rng(rows + entities)
+    ids = [f"acct-{i}" for i in rng.integers(0, entities, rows)]
+    versions = [None if i % 5 == 0 else i % 4 for i in range(rows)]
+    table = event_table(ids, [len(e) % 7 for e in ids], list(range(rows)), versions, rows)
+    want, want_order = reference(table)
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        for t in (table, rechunked(table, [3_000, 11_000], 2)):
+            ordered, order = sort_for_segment(t, helper)
+            assert order.tolist() == want_order.tolist()
+            assert ordered.equals(want)
+            assert all(col.num_chunks == 1 for col in ordered.columns)
+
+
+def test_an_error_on_one_thread_waits_for_the_other_half(monkeypatch):
+    import allsource_lab._storage.segments as segments
+
+    rows = 20_000
+    table = event_table(
+        [f"e{i % 9}" for i in range(rows)], [1] * rows, list(range(rows)), [None] * rows, 4
+    )
+    finished: list[str] = []
+    original = segments._in_order
+
+    def in_order(col, order, to):
+        if pa.types.is_int16(col.type):  # the partition column fails, wherever it runs
+            raise MemoryError("no room")
+        out = original(col, order, to)
+        finished.append(str(col.type))
+        return out
+
+    monkeypatch.setattr(segments, "_in_order", in_order)
+    with ThreadPoolExecutor(max_workers=1) as helper, pytest.raises(MemoryError):
+        sort_for_segment(table, helper)
+    # Both halves ran to their end before the error was raised: nothing is left
+    # writing into buffers once sort_for_segment has returned.
+    assert len(finished) == table.num_columns - 1
 
 
 def test_read_only_chunks_beside_writable_ones_sort_like_arrow():
