@@ -106,9 +106,15 @@ class _Server:
 # -- single-event POSTs -------------------------------------------------------------------
 
 
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
 def _parse_ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    """A wrk latency (``812.00us``, ``1.20ms``, ``2.05s``, ``1.01m``) in milliseconds."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if found is None:
+        raise RuntimeError(f"wrk printed a latency this benchmark cannot read: {text!r}")
+    return float(found.group(1)) * _WRK_UNITS[found.group(2)]
 
 
 def _single_wrk(url: str, seconds: int, connections: int) -> dict[str, Any]:

@@ -305,6 +305,7 @@ def test_magic_export_delta_shows_what_it_did_and_binds_the_result(tmp_path: Pat
     from IPython.core.error import UsageError
     from IPython.core.interactiveshell import InteractiveShell
 
+    from allsource_lab import display
     from allsource_lab.display import MIMETYPE, bundle
     from allsource_lab.notebook import load_ipython_extension, unload_ipython_extension
 
@@ -325,3 +326,6 @@ def test_magic_export_delta_shows_what_it_did_and_binds_the_result(tmp_path: Pat
     finally:
         unload_ipython_extension(ip)
         ip.run_line_magic("reset", "-f")
+        # The shared shell keeps %config settings of earlier tests (displaylimit among
+        # them), which loading the extension applied to the process's display.
+        display.set_default_limit(display.DEFAULT_LIMIT)
