@@ -56,7 +56,7 @@ from allsource_lab.errors import InvalidArgument, InvalidEvent
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STATE_SCHEMA", "events", "register", "states", "table", "window"]
+__all__ = ["STATE_SCHEMA", "events", "local_session", "register", "states", "table", "window"]
 
 # What ``states`` returns: the columns of ``store.states``, the state as JSON text.
 STATE_SCHEMA = "entity_id string, version long, timestamp timestamp, state string"
@@ -83,6 +83,64 @@ def _spark_schema() -> Any:
     return T.StructType(
         [T.StructField(f.name, kinds[str(f.type)], f.nullable) for f in TABLE_SCHEMA]
     )
+
+
+def local_session(
+    cores: int = 2,
+    *,
+    conf: Mapping[str, str] | None = None,
+    log: str | os.PathLike[str] | None = None,
+) -> Any:
+    """A SparkSession on this machine (``local[cores]``) for a notebook or a script.
+
+    UTC session time zone, no web UI or console progress bar, ``cores * 2`` shuffle
+    partitions, and the Python workers run this interpreter (they import
+    ``allsource_lab`` to fold states); ``conf`` adds or overrides settings. The JVM's own
+    output — its start-up warnings and log4j lines — goes to ``log`` (default:
+    ``allsource-spark-<pid>.log`` in the temporary folder) rather than to the process's
+    standard error, which JupyterLab shows as an error output under the cell; failures
+    still reach Python as exceptions. The session's log level is ``ERROR``.
+
+    Raises:
+        InvalidArgument: ``cores`` is not a positive int.
+        ImportError: pyspark is not installed (``pip install 'allsource-lab[spark]'``).
+    """
+    import sys
+    import tempfile
+
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise InvalidArgument(f"cores must be a positive int, not {cores!r}")
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ImportError(
+            "local_session needs pyspark: pip install 'allsource-lab[spark]'"
+        ) from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(cores * 2),
+        "spark.sql.session.timeZone": "UTC",
+        **(conf or {}),
+    }
+    builder = SparkSession.builder.master(f"local[{cores}]").appName("allsource-lab")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    path = log or os.path.join(tempfile.gettempdir(), f"allsource-spark-{os.getpid()}.log")
+    # The JVM is started inside getOrCreate and keeps the standard error it was given:
+    # point descriptor 2 at the log file for that moment only.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as sink:
+            os.dup2(sink.fileno(), 2)
+            session = builder.getOrCreate()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def table(
