@@ -50,6 +50,7 @@ from allsource_lab._query.windows import (
     key_sql,
     parse_duration,
     utf8_text,
+    window_keys,
 )
 from allsource_lab.errors import InvalidArgument, InvalidEvent
 
@@ -410,19 +411,6 @@ def _aggregates(agg: Mapping[str, Any] | None) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def _keys(by: str | Sequence[str] | None) -> list[str]:
-    if by is None:
-        return []
-    if not isinstance(by, str | list | tuple):
-        raise InvalidArgument(f"by must be a key or a list of keys, like 'payload.sku', not {by!r}")
-    keys = [by] if isinstance(by, str) else list(by)
-    for key in keys:
-        key_sql(key)
-    if len(set(keys)) != len(keys):
-        raise InvalidArgument(f"by names a key twice: {keys!r}")
-    return keys
-
-
 def _types(event_type: str | Sequence[str] | None) -> list[str] | None:
     if event_type is None:
         return None
@@ -474,7 +462,7 @@ def window(
 
     if kind not in ("tumbling", "hopping", "session"):
         raise InvalidArgument(f"kind must be 'tumbling', 'hopping' or 'session', not {kind!r}")
-    keys = _keys(by)
+    keys = window_keys(by)
     aggs = _aggregates(agg)
     types = _types(event_type)
     moment, known = _micros(as_of, "as_of"), _micros(known_at, "known_at")

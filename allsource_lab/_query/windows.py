@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from allsource_lab._feed import SqlSource
 
-__all__ = ["AGGREGATES", "MAX_DURATION_US", "parse_duration", "utf8_text", "window"]
+__all__ = ["AGGREGATES", "MAX_DURATION_US", "parse_duration", "utf8_text", "window", "window_keys"]
 
 _UNITS = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _UNITS["d"] = 24 * _UNITS["h"]
@@ -177,7 +177,12 @@ def _aggregate(field: str, name: Any) -> _Agg:
     raise InvalidArgument(f"unknown aggregate {name!r} for {field}; use one of {accepted}")
 
 
-def _keys(by: str | Sequence[str] | None) -> list[str]:
+def window_keys(by: str | Sequence[str] | None) -> list[str]:
+    """The ``by`` keys of a window, checked (each a valid key, none twice).
+
+    Raises:
+        InvalidArgument: ``by`` is not a key or a list of keys, or names one twice.
+    """
     if by is None:
         return []
     if not isinstance(by, str | list | tuple):
@@ -215,7 +220,7 @@ def window(
     """
     if kind not in ("tumbling", "hopping", "session"):
         raise InvalidArgument(f"kind must be 'tumbling', 'hopping' or 'session', not {kind!r}")
-    keys = _keys(by)
+    keys = window_keys(by)
     aggs = _aggregates(agg)
     where, params = _filters(event_type, as_of, known_at)
     key_cols = [f"{key_sql(k)} AS k{i}" for i, k in enumerate(keys)]
