@@ -44,6 +44,9 @@ class Settings:
     # 100K keeps both pauses well under a notebook user's notice while keeping segments
     # few enough (10 per 1M events) for scans.
     checkpoint_every_events: int = 100_000
+    # A read-only store with followers (subscriptions, live projections, widgets) checks
+    # for its writer's news this often (reads check on their own: see store.refresh).
+    follow_interval_s: float = 0.02
     # Parquet: rows per row group and zstd level of sealed segments.
     segment_row_group_rows: int = 128 * 1024
     segment_zstd_level: int = 1
@@ -74,6 +77,8 @@ class Settings:
             )
         if self.fsync_interval_s <= 0:
             raise InvalidArgument("fsync_interval_s must be > 0 seconds")
+        if self.follow_interval_s <= 0:
+            raise InvalidArgument("follow_interval_s must be > 0 seconds")
         if self.checkpoint_every_events < 1:
             raise InvalidArgument("checkpoint_every_events must be >= 1")
         if self.snapshot_every_versions < 0 or self.state_cache_entities < 0:

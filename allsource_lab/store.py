@@ -28,6 +28,7 @@ from allsource_lab._store.batches import BatchAppender, BatchResult
 from allsource_lab._store.entities import EntityTable
 from allsource_lab._store.event_ids import EventIds
 from allsource_lab._store.feed import Feed
+from allsource_lab._store.following import Follower
 from allsource_lab._store.log import EventLog
 from allsource_lab._store.opening import load_history, load_snapshots, open_registry
 from allsource_lab._store.rows import Rows
@@ -139,10 +140,20 @@ class EventStore:
         self._states = States(log, sealer, entities, rows, snapshots)
         self._batches = BatchAppender(log, entities, event_ids)
         self._sql = SqlConnections(log, sealer)
-        self.feed = Feed(log, sealer, rows, storage, self.recovery_problems)
+        # A read-only folder store follows its writer (see _store/following.py).
+        self._follower = (
+            Follower(
+                log, sealer, entities, storage, self.recovery_problems, settings.follow_interval_s
+            )
+            if read_only and isinstance(storage, FolderStorage)
+            else None
+        )
+        self.feed = Feed(log, sealer, rows, storage, self.recovery_problems, self._follower)
         self.schemas, problems = open_registry(storage, settings, self._write_registry)
         self.recovery_problems.extend(problems)
         self.schemas.on_change = self._schemas_changed
+        if self._follower is not None:
+            self._follower.follow_registry(self.schemas, self._schemas_changed)
         log.schemas = rows.schemas = self.schemas
         log.schemas_active = bool(self.schemas.subjects())
         log.find_retry = event_ids.find_retry
@@ -271,6 +282,25 @@ class EventStore:
         """
         self._log.flush()
 
+    def refresh(self) -> int:
+        """Catch up with the folder's writer now; returns how many events came in.
+
+        A store opened with ``read_only=True`` follows the process that writes the folder:
+        every read first checks (at most once a millisecond, with three ``stat`` calls)
+        whether the writer wrote since, and reads only what is new — WAL records, new
+        segments, or the merged segment of a compaction. ``refresh()`` makes that check
+        now, whatever the time since the last; subscriptions, live projections and
+        widgets are told of what came in. A writable or in-memory store has no writer to
+        follow: 0.
+
+        Raises:
+            CorruptionError: the writer's files are damaged (nothing here changes).
+        """
+        follower = self._follower
+        if follower is None or self._log.closed:
+            return 0
+        return follower.refresh()
+
     def checkpoint(self) -> dict[str, Any] | None:
         """Seal the tail into a Parquet segment; returns what was sealed (or None if empty).
 
@@ -315,6 +345,8 @@ class EventStore:
         if log.closed:
             return
         self._stop_followers()
+        if self._follower is not None:
+            self._follower.stop()
         log.stop_flusher()
         try:
             if not self.read_only and log.failed is None and self._storage.durable:
@@ -467,6 +499,8 @@ class EventStore:
             reverse=reverse,
         )
         query.check()
+        if self._follower is not None:
+            self._follower.check()
         return EventFrame(self._rows, query)
 
     def get(self, event_id: Any) -> Event:
@@ -475,6 +509,8 @@ class EventStore:
         Raises:
             NotFound: no such event.
         """
+        if self._follower is not None:
+            self._follower.check()
         return self._rows.get(event_id)
 
     def state(self, entity_id: str, as_of: Any = None, known_at: Any = None) -> dict[str, Any]:
@@ -497,6 +533,8 @@ class EventStore:
         >>> store.state("cart-1")
         {'items': {'tea': 1, 'jam': 2}}
         """
+        if self._follower is not None:
+            self._follower.check()
         return self._states.state(entity_id, as_of, known_at)
 
     def snapshot(self, entity_id: str) -> int:
@@ -533,6 +571,8 @@ class EventStore:
         >>> store.states()[["entity_id", "version", "state"]].values.tolist()
         [['x', 1, {'n': 1}], ['y', 1, {'n': 2}]]
         """
+        if self._follower is not None:
+            self._follower.check()
         return self._states.states(event_type, as_of, known_at)
 
     # -- SQL -----------------------------------------------------------------------------
@@ -558,6 +598,8 @@ class EventStore:
         ...           {"id": "o-1"}).fetchall()
         [('42.5',)]
         """
+        if self._follower is not None:
+            self._follower.check()
         return self._sql.sql(query, params)
 
     def window(
@@ -597,6 +639,8 @@ class EventStore:
         """
         from allsource_lab._query.windows import window
 
+        if self._follower is not None:
+            self._follower.check()
         return window(
             self, event_type, every, kind, hop, gap, by, agg, since, until, as_of, known_at, fill
         )
@@ -607,6 +651,8 @@ class EventStore:
         Each thread gets its own (DuckDB refuses a second query on a connection that is
         busy); ``events`` is a zero-copy view of the store's Arrow data in each.
         """
+        if self._follower is not None:
+            self._follower.check()
         return self._sql.connection()
 
     def segment_files(self) -> list[str]:
@@ -617,6 +663,8 @@ class EventStore:
         ``duckdb.sql(f"select count(*) from read_parquet({store.segment_files()})")``.
         An in-memory store has none.
         """
+        if self._follower is not None:
+            self._follower.check()
         with self._log.lock:
             return [str(p) for p in self._storage.segment_files()]
 
@@ -683,6 +731,8 @@ class EventStore:
         >>> asl.open().stats()["events"]
         0
         """
+        if self._follower is not None:
+            self._follower.check()
         log = self._log
         with log.lock:
             reader = self._sealer.reader

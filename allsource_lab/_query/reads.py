@@ -208,18 +208,22 @@ class Reader:
         )
         self._push_piece(chunk, self.index.n - chunk.num_rows)
 
-    def retire_tail(self) -> None:
+    def retire_tail(self, pieces: int | None = None) -> None:
         """The synced tail's chunks are being sealed: they stay readable pieces, placed
-        before a new tail's, until :meth:`seal` replaces them by the segment."""
+        before a new tail's, until :meth:`seal` replaces them by the segment.
+
+        ``pieces``: only the tail's first so many chunks are (a follower, whose writer
+        sealed part of what it has read: see ``_store/following.py``); the rest become
+        the new tail's, which the next ``sync`` takes as they are.
+        """
         first = self.sealed
-        self.sealing = (
-            first,
-            len(self.pieces) - first,
-            self.sealed_end,
-            self.index.n - self.sealed_end,
-        )
-        self.sealed = len(self.pieces)
-        self.sealed_end = self.index.n
+        if pieces is None:
+            count, rows = len(self.pieces) - first, self.index.n - self.sealed_end
+        else:
+            count, rows = pieces, sum(p.num_rows for p in self.pieces[first : first + pieces])
+        self.sealing = (first, count, self.sealed_end, rows)
+        self.sealed = first + count
+        self.sealed_end += rows
         self._tail_generation = -1
 
     def extend_retired(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Callable
@@ -64,7 +65,13 @@ from allsource_lab._storage.segments import (
     sequence_range,
     sort_for_segment,
 )
-from allsource_lab._storage.wal import LogScan, WriteAheadLog, check_wal_file
+from allsource_lab._storage.wal import (
+    SETTLED_NS,
+    LogFollower,
+    LogScan,
+    WriteAheadLog,
+    check_wal_file,
+)
 from allsource_lab.errors import CorruptionError, RecoveryWarning, StorageError
 from allsource_lab.settings import Settings
 
@@ -106,6 +113,10 @@ class FolderStorage(Storage):
         self._housekeeping: Future[None] | None = None  # what the last checkpoint left
         self.manifest: Manifest | None = None
         self.entity_index = EntityIndexFile(path / ENTITY_INDEX_FILE, read_only=read_only)
+        # A read-only open follows the writer (see ``_store/following.py``): where it has
+        # read the WAL to, and manifest.json's (inode, time, size) when it was last read.
+        self.log_follower = LogFollower(self.wal_dir)
+        self._manifest_seen: tuple[int, int, int] | None = None
 
     # -- open --------------------------------------------------------------------------
 
@@ -127,6 +138,7 @@ class FolderStorage(Storage):
             manifest.write(self.path)  # type: ignore[arg-type]
         if self.read_only:
             manifest, segments, problems, scan, batches = self._read_consistent(manifest_path)
+            self.log_follower.start_after(scan)
         else:
             manifest, segments, problems = self._open_segments(manifest)
             self._remove_orphans(manifest)
@@ -215,6 +227,7 @@ class FolderStorage(Storage):
         so read, then check the manifest did not change, and read again if it did.
         """
         for _ in range(20):
+            seen = self._manifest_stat(manifest_path)
             raw = manifest_path.read_bytes()
             manifest = Manifest.from_bytes(raw, str(manifest_path))
             try:
@@ -228,6 +241,7 @@ class FolderStorage(Storage):
                 raise
             if manifest_path.read_bytes() == raw:
                 batches = decode_log(scan, manifest.sealed_through)
+                self._manifest_seen = seen
                 return manifest, segments, problems, scan, batches
         raise StorageError(
             f"{self.path} kept changing under this read-only open (a writer checkpointing "
@@ -258,6 +272,56 @@ class FolderStorage(Storage):
                 removed = True
         if removed:
             fsync_folder(self.segment_dir)
+
+    # -- following a writer (read-only) -------------------------------------------------
+
+    @staticmethod
+    def _manifest_stat(path: Path) -> tuple[int, int, int] | None:
+        """manifest.json's (inode, time, size); None if its time is too recent to be
+        sure a change within the same clock tick would move it (see ``SETTLED_NS``)."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if time.time_ns() - st.st_mtime_ns <= SETTLED_NS:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def manifest_moved(self) -> bool:
+        """Whether manifest.json may have changed since it was last read (one ``stat``:
+        a writer replaces it by renaming a new file over it)."""
+        seen = self._manifest_seen
+        if seen is None:
+            return True
+        try:
+            st = os.stat(self.path / "manifest.json")  # type: ignore[operator]
+        except FileNotFoundError:
+            return True
+        return (st.st_ino, st.st_mtime_ns, st.st_size) != seen
+
+    def reread_manifest(self) -> Manifest:
+        """Read manifest.json again (a follower); it becomes this storage's manifest.
+
+        Raises:
+            CorruptionError: it is damaged.
+        """
+        path = self.path / "manifest.json"  # type: ignore[operator]
+        seen = self._manifest_stat(path)
+        manifest = Manifest.from_bytes(path.read_bytes(), str(path))
+        self.manifest, self._manifest_seen = manifest, seen
+        return manifest
+
+    def open_segments(self, infos: list[SegmentInfo]) -> tuple[list[pa.Table], list[str]]:
+        """Segments a follower has not seen, each as a table (mapped when it can be), and
+        what was wrong with them.
+
+        Raises:
+            CorruptionError: a segment is missing (a compaction removed it: read the
+                manifest again) or damaged.
+        """
+        assert self.manifest is not None
+        _, tables, problems = self._open_segments(replace(self.manifest, segments=infos))
+        return tables, problems
 
     # -- writing -----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "SINGLE_HEADER",
     "ColumnBatch",
     "decode_batch",
+    "decode_frames",
     "decode_log",
     "decode_singles",
     "encode_batch",
@@ -266,32 +267,8 @@ def decode_log(scan: LogScan, sealed_through: int) -> list[pa.RecordBatch]:
     """
     out: list[pa.RecordBatch] = []
     for log_file in scan.files:
-        data = log_file.data
         starts = np.concatenate(log_file.starts) if log_file.starts else np.empty(0, np.int64)
-        run_start = -1
-        run_end = -1
-        for s in starts.tolist():
-            length = int.from_bytes(data[s : s + 4].tobytes(), "little")
-            kind = int(data[s + 8])
-            end = s + 8 + length
-            if kind == KIND_SINGLE:
-                if run_start >= 0 and s == run_end:
-                    run_end = end
-                    continue
-                _add_singles(out, data, run_start, run_end, str(log_file.path))
-                run_start, run_end = s, end
-            elif kind == KIND_BATCH:
-                _add_singles(out, data, run_start, run_end, str(log_file.path))
-                run_start = run_end = -1
-                body = data[s + 8 : end]
-                out.append(to_record_batch(decode_batch(body, path=str(log_file.path), offset=s)))
-            else:
-                raise CorruptionError(
-                    f"unknown WAL record kind {kind}; written by a newer version?",
-                    path=str(log_file.path),
-                    offset=s,
-                )
-        _add_singles(out, data, run_start, run_end, str(log_file.path))
+        out += decode_frames(log_file.data, starts, str(log_file.path))
     # Records already sealed into a segment (a crash between the manifest update and
     # the WAL trim) are skipped here rather than trusted to be deleted.
     kept = []
@@ -302,6 +279,43 @@ def decode_log(scan: LogScan, sealed_through: int) -> list[pa.RecordBatch]:
                 b = b.slice(sealed_through - first + 1)
             kept.append(b)
     return kept
+
+
+def decode_frames(data: np.ndarray, starts: np.ndarray, path: str) -> list[pa.RecordBatch]:
+    """The events of the checked frames of one WAL file that start at ``starts``, as
+    RecordBatches in log order (see :func:`decode_log`; a follower decodes what a writer
+    added since it last looked this way, see ``_store/following.py``).
+
+    Raises:
+        CorruptionError: a record of an unknown kind, or one malformed although its
+            checksum matches.
+    """
+    out: list[pa.RecordBatch] = []
+    run_start = -1
+    run_end = -1
+    for s in starts.tolist():
+        length = int.from_bytes(data[s : s + 4].tobytes(), "little")
+        kind = int(data[s + 8])
+        end = s + 8 + length
+        if kind == KIND_SINGLE:
+            if run_start >= 0 and s == run_end:
+                run_end = end
+                continue
+            _add_singles(out, data, run_start, run_end, path)
+            run_start, run_end = s, end
+        elif kind == KIND_BATCH:
+            _add_singles(out, data, run_start, run_end, path)
+            run_start = run_end = -1
+            body = data[s + 8 : end]
+            out.append(to_record_batch(decode_batch(body, path=path, offset=s)))
+        else:
+            raise CorruptionError(
+                f"unknown WAL record kind {kind}; written by a newer version?",
+                path=path,
+                offset=s,
+            )
+    _add_singles(out, data, run_start, run_end, path)
+    return out
 
 
 def _add_singles(

@@ -13,6 +13,7 @@ import errno
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from allsource_lab.errors import CorruptionError, StorageError
 __all__ = [
     "FRAME",
     "MAGIC",
+    "LogFollower",
     "LogScan",
     "WriteAheadLog",
     "check_wal_file",
@@ -38,6 +40,9 @@ MAGIC = b"ASLWAL\x00\x01"
 FRAME = struct.Struct("<II")
 # A batch of a few million events is one record; anything longer is damage.
 MAX_RECORD_BYTES = 2**31 - 1
+# A file time at least this old can be trusted to change with the next change: file times
+# come from a clock that ticks every few milliseconds.
+SETTLED_NS = 50_000_000
 _IOV_MAX = 512
 
 
@@ -344,6 +349,99 @@ class WriteAheadLog:
             if following < 0:
                 return
             p = following
+
+
+class LogFollower:
+    """Reads the whole frames a writer in another process adds to a WAL folder, from the
+    point a read-only open had read to: the WAL side of a follower (``_store/following.py``).
+
+    ``path`` is the file being read and ``offset`` how much of it is taken, always a frame
+    boundary. ``changed`` is what a read asks before it looks: two ``stat`` calls (the
+    folder, whose time changes when a file is created or removed, and the file being
+    read), never a read of the bytes.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path: Path | None = None
+        self.offset = 0
+        self._folder_time = -1  # the folder's st_mtime_ns when its files were last listed
+        self.problems: list[str] = []  # what the last read skipped
+
+    def start_after(self, scan: LogScan) -> None:
+        """Begin where a scan's newest file's last whole frame ends."""
+        if not scan.files:
+            return
+        last = scan.files[-1]
+        end = len(MAGIC)
+        starts = [s for s in last.starts if len(s)]
+        if starts:
+            p = int(starts[-1][-1])
+            end = p + FRAME.size + int.from_bytes(last.data[p : p + 4].tobytes(), "little")
+        self.path, self.offset = last.path, end
+
+    def changed(self) -> bool:
+        """Whether there may be new frames: a file created or removed, or the file being
+        read grown past what was taken."""
+        try:
+            if os.stat(self.folder).st_mtime_ns != self._folder_time:
+                return True
+            return self.path is not None and os.stat(self.path).st_size != self.offset
+        except FileNotFoundError:
+            return True
+
+    def read(self) -> tuple[list[tuple[Path, np.ndarray, np.ndarray]], bool]:
+        """The whole frames added since the last read, per file: (file, its new bytes,
+        the frames' starts in them), oldest first; and whether a file was gone when it
+        was to be read (trimmed: its events are sealed, and the manifest says where).
+
+        The newest file's last frame may be a write still under way: it is left for the
+        next read. A file that has a newer one after it is complete, so a frame that does
+        not check there is damage (a writer that crashed mid-write and started a new
+        file): the rest of that file is skipped and said in ``problems``.
+
+        Raises:
+            CorruptionError: a new file that is not a WAL file.
+        """
+        listed = os.stat(self.folder).st_mtime_ns
+        # A file created within the same clock tick as this listing leaves the folder's
+        # time as it is: a time that recent is not trusted, so the next look lists again.
+        self._folder_time = listed if time.time_ns() - listed > SETTLED_NS else -1
+        paths = sorted(p for p in self.folder.glob("*.wal") if self.path is None or p >= self.path)
+        found: list[tuple[Path, np.ndarray, np.ndarray]] = []
+        gone = False
+        self.problems.clear()
+        for i, path in enumerate(paths):
+            last = i == len(paths) - 1
+            start = self.offset if path == self.path else 0
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    raw = fh.read()
+            except FileNotFoundError:
+                gone = True
+                continue
+            if start == 0:
+                if len(raw) < len(MAGIC):
+                    if last:
+                        break  # the writer is creating it
+                    self.problems.append(f"{path}: incomplete file header, skipped")
+                    continue
+                if raw[: len(MAGIC)] != MAGIC:
+                    raise CorruptionError("not a WAL file (bad magic)", path=str(path), offset=0)
+                raw, start = raw[len(MAGIC) :], len(MAGIC)
+            data = np.frombuffer(raw, np.uint8)
+            starts, status, stop = frames.scan(data, 0, len(data), MAX_RECORD_BYTES)
+            if status != frames.OK and not last:
+                self.problems.append(
+                    f"{path}: {frames.STATUS_TEXT[status]} at byte {start + stop} in a file "
+                    "a newer one follows; the rest of it is skipped"
+                )
+                stop = len(data)
+            self.path, self.offset = path, start + stop
+            if len(starts):
+                found.append((path, data, starts))
+        return found, gone
 
 
 def check_wal_file(path: Path) -> list[str]:

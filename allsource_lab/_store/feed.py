@@ -22,6 +22,7 @@ from allsource_lab.eventframe import Query
 
 if TYPE_CHECKING:
     from allsource_lab._storage import Storage
+    from allsource_lab._store.following import Follower
 
 __all__ = ["Feed"]
 
@@ -32,9 +33,16 @@ class Feed:
     """The store's events as its followers see them (``store.feed``)."""
 
     def __init__(
-        self, log: EventLog, sealer: Sealer, rows: Rows, storage: Storage, problems: list[str]
+        self,
+        log: EventLog,
+        sealer: Sealer,
+        rows: Rows,
+        storage: Storage,
+        problems: list[str],
+        follower: Follower | None = None,
     ) -> None:
         self._log = log
+        self._follower = follower  # a read-only store's: followers hear the writer
         self._sealer = sealer
         self._rows = rows
         self._storage = storage
@@ -63,6 +71,8 @@ class Feed:
 
     def head(self) -> int:
         """The last sequence stored (0 when empty)."""
+        if self._follower is not None:
+            self._follower.check()
         with self._log.lock:
             return self._log.next_seq - 1
 
@@ -169,6 +179,8 @@ class Feed:
 
     def follow(self, listener: Listener) -> None:
         self._log.listeners.append(listener)
+        if self._follower is not None:
+            self._follower.watch()  # polls while anyone listens
 
     def unfollow(self, listener: Listener) -> None:
         if listener in self._log.listeners:
