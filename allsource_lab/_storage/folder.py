@@ -117,6 +117,7 @@ class FolderStorage(Storage):
         # read the WAL to, and manifest.json's (inode, time, size) when it was last read.
         self.log_follower = LogFollower(self.wal_dir)
         self._manifest_seen: tuple[int, int, int] | None = None
+        self._manifest_file = os.fspath(path / "manifest.json")  # stat() of a str: ~2 us
 
     # -- open --------------------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class FolderStorage(Storage):
         if seen is None:
             return True
         try:
-            st = os.stat(self.path / "manifest.json")  # type: ignore[operator]
+            st = os.stat(self._manifest_file)
         except FileNotFoundError:
             return True
         return (st.st_ino, st.st_mtime_ns, st.st_size) != seen

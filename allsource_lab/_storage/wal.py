@@ -365,6 +365,7 @@ class LogFollower:
         self.folder = folder
         self.path: Path | None = None
         self.offset = 0
+        self._stat_paths = (os.fspath(folder), "")  # what changed() stats, as str
         self._folder_time = -1  # the folder's st_mtime_ns when its files were last listed
         self.problems: list[str] = []  # what the last read skipped
 
@@ -379,14 +380,16 @@ class LogFollower:
             p = int(starts[-1][-1])
             end = p + FRAME.size + int.from_bytes(last.data[p : p + 4].tobytes(), "little")
         self.path, self.offset = last.path, end
+        self._stat_paths = (self._stat_paths[0], os.fspath(last.path))
 
     def changed(self) -> bool:
         """Whether there may be new frames: a file created or removed, or the file being
         read grown past what was taken."""
+        folder, path = self._stat_paths
         try:
-            if os.stat(self.folder).st_mtime_ns != self._folder_time:
+            if os.stat(folder).st_mtime_ns != self._folder_time:
                 return True
-            return self.path is not None and os.stat(self.path).st_size != self.offset
+            return bool(path) and os.stat(path).st_size != self.offset
         except FileNotFoundError:
             return True
 
@@ -439,6 +442,7 @@ class LogFollower:
                 )
                 stop = len(data)
             self.path, self.offset = path, start + stop
+            self._stat_paths = (self._stat_paths[0], os.fspath(path))
             if len(starts):
                 found.append((path, data, starts))
         return found, gone

@@ -16,7 +16,8 @@ the store up with the writer, doing in this process what the writer did in its o
 What is known is never read again: a check asks three ``stat`` calls (manifest.json, the
 WAL folder, the WAL file being read), and reads only the bytes added since. Reads check
 at most once a millisecond (``CHECK_EVERY_NS``): a read sees what the writer had written
-a millisecond before it. Followers (subscriptions, live projections, pipelines, the live
+a millisecond before it (its schema registry's log is looked at every 0.1 s, and at every
+catch-up). Followers (subscriptions, live projections, pipelines, the live
 tail) are called after each catch-up that added events; while any is registered, a thread
 checks every ``follow_interval_s`` (polling: see docs/architecture.md for the measured
 choice). Nothing here writes a byte or takes the store's folder lock, so a reader never
@@ -57,6 +58,8 @@ __all__ = ["CHECK_EVERY_NS", "Follower"]
 # A read checks for the writer's news at most this often (a check costs ~3-6 us: three
 # stat calls; a hot state() ~1 us).
 CHECK_EVERY_NS = 1_000_000
+# A read looks at the schema registry's log at most this often.
+_REGISTRY_EVERY_NS = 100_000_000
 # Catch-up rounds before giving up on a folder that keeps changing under it.
 _ROUNDS = 20
 
@@ -96,6 +99,7 @@ class Follower:
         self._on_schemas: Callable[[], None] = lambda: None
         self._registry_size = -1
         self._registry_records = 0
+        self._registry_checked = 0
 
     def follow_registry(self, registry: SchemaRegistry, on_change: Callable[[], None]) -> None:
         """Follow the writer's schema registry too: ``registry`` as loaded at open;
@@ -120,12 +124,14 @@ class Follower:
             return
         self._checked = now
         storage = self.storage
-        if (
-            storage.manifest_moved()
-            or storage.log_follower.changed()
-            or self._registry_log_size() != self._registry_size
-        ):
+        if storage.manifest_moved() or storage.log_follower.changed():
             self.refresh()
+        elif now - self._registry_checked >= _REGISTRY_EVERY_NS:
+            # Schemas change rarely: their log is looked at less often (and at every
+            # catch-up, so a writer's events never arrive before their schemas).
+            self._registry_checked = now
+            if self._registry_log_size() != self._registry_size:
+                self.refresh()
 
     def refresh(self) -> int:
         """Catch up with everything the writer has written; how many events came in.
