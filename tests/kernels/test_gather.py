@@ -155,16 +155,18 @@ def reads_of(draw: st.DrawFn) -> tuple[Reader, np.ndarray, list[str] | None]:
 
 
 @settings(max_examples=300)
-@given(reads_of(), st.booleans())
-def test_table_equals_slicing_and_taking_the_pieces(case, in_one_call):
+@given(reads_of(), st.sampled_from(["one call", "two calls", "two threads"]))
+def test_table_equals_slicing_and_taking_the_pieces(case, how):
     reader, positions, columns = case
-    small = reads._SMALL_READ
-    # Small reads take one kernel call, bigger ones two: both ways for every case.
-    reads._SMALL_READ = small if in_one_call else 0
+    small, two = reads._SMALL_READ, reads._TWO_THREADS_ROWS
+    # Small reads take one kernel call, bigger ones two, the biggest plan and copy on two
+    # threads: every way for every case.
+    reads._SMALL_READ = small if how == "one call" else 0
+    reads._TWO_THREADS_ROWS = 0 if how == "two threads" else two
     try:
         got = reader.table(positions, columns)
     finally:
-        reads._SMALL_READ = small
+        reads._SMALL_READ, reads._TWO_THREADS_ROWS = small, two
     want = reference_table(reader, positions, columns)
     assert got.schema == want.schema
     assert got.equals(want)
