@@ -118,20 +118,27 @@ class Follower:
 
     def check(self) -> None:
         """Catch up if the writer may have written since the last look (a read's check:
-        at most once every ``CHECK_EVERY_NS``)."""
+        at most once every ``CHECK_EVERY_NS``). A catch-up under way on another thread
+        (the watching one, say) is waited for, never skipped."""
         now = time.monotonic_ns()
         if now - self._checked < CHECK_EVERY_NS:
             return
-        self._checked = now
-        storage = self.storage
-        if storage.manifest_moved() or storage.log_follower.changed():
-            self.refresh()
-        elif now - self._registry_checked >= _REGISTRY_EVERY_NS:
-            # Schemas change rarely: their log is looked at less often (and at every
-            # catch-up, so a writer's events never arrive before their schemas).
-            self._registry_checked = now
-            if self._registry_log_size() != self._registry_size:
-                self.refresh()
+        with self._busy:
+            if now - self._checked < CHECK_EVERY_NS:
+                return  # a catch-up that began less than a millisecond before this read
+            storage = self.storage
+            moved = storage.manifest_moved() or storage.log_follower.changed()
+            if not moved and now - self._registry_checked >= _REGISTRY_EVERY_NS:
+                # Schemas change rarely: their log is looked at less often (and at every
+                # catch-up, so a writer's events never arrive before their schemas).
+                self._registry_checked = now
+                moved = self._registry_log_size() != self._registry_size
+            if not moved:
+                self._checked = now
+                return
+            added, last = self._catch_up(now)
+        if added:
+            self.log.notify(last)
 
     def refresh(self) -> int:
         """Catch up with everything the writer has written; how many events came in.
@@ -140,33 +147,39 @@ class Follower:
             CorruptionError: the writer's files are damaged (the store stays as it was).
             StorageError: the folder kept changing under twenty catch-ups in a row.
         """
-        log = self.log
+        started = time.monotonic_ns()
         with self._busy:
-            if log.closed:
-                return 0
-            before = log.next_seq
-            again = False  # the last round met a gap or a removed file
-            for _ in range(_ROUNDS):
-                try:
-                    if again or self.storage.manifest_moved():
-                        self._follow_manifest(self.storage.reread_manifest())
-                    if self._follow_log(gap_allowed=again):
-                        break
-                except _Again:
-                    pass
-                again = True
-            else:
-                raise StorageError(
-                    f"{self.storage.path} kept changing under {_ROUNDS} catch-ups in a row; "
-                    "call store.refresh() again"
-                )
-            self._follow_registry()
-            self._checked = time.monotonic_ns()
-            last = log.next_seq - 1
-            added = log.next_seq - before
+            added, last = self._catch_up(started)
         if added:
-            log.notify(last)
+            self.log.notify(last)
         return added
+
+    def _catch_up(self, started: int) -> tuple[int, int]:
+        """Take in what the writer wrote (holding ``_busy``): how many events came in and
+        the last sequence. What was written before ``started`` is in, so reads that
+        begin within a millisecond of it need not look again."""
+        log = self.log
+        if log.closed:
+            return 0, 0
+        before = log.next_seq
+        again = False  # the last round met a gap or a removed file
+        for _ in range(_ROUNDS):
+            try:
+                if again or self.storage.manifest_moved():
+                    self._follow_manifest(self.storage.reread_manifest())
+                if self._follow_log(gap_allowed=again):
+                    break
+            except _Again:
+                pass
+            again = True
+        else:
+            raise StorageError(
+                f"{self.storage.path} kept changing under {_ROUNDS} catch-ups in a row; "
+                "call store.refresh() again"
+            )
+        self._follow_registry()
+        self._checked = max(self._checked, started)
+        return log.next_seq - before, log.next_seq - 1
 
     # -- the schema registry -------------------------------------------------------------
 

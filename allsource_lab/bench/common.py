@@ -186,6 +186,26 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "es_get100_allsource_memory": ("as above, allsource in memory", "us"),
     "es_get100_sqlite": ("as above, SQLite, reopened", "us"),
     "es_get100_popo": ("as above, POPO", "us"),
+    # Following (bench/follow.py): a read-only store following its writer, on the read
+    # store; "spaced": reads > 1 ms apart, so each makes the whole check (three stats).
+    "follow_state_reader": ("follow: state(entity_id) hot, read-only follower", "us"),
+    "follow_state_writer": ("follow: as above, on the writable store", "us"),
+    "follow_entity_reader": ("follow: events(entity_id=...) to Arrow, follower", "us"),
+    "follow_entity_writer": ("follow: as above, on the writable store", "us"),
+    "follow_state_spaced_reader": ("follow: state(entity_id) hot, spaced, follower", "us"),
+    "follow_state_spaced_writer": ("follow: as above, on the writable store", "us"),
+    "follow_entity_spaced_reader": ("follow: events(entity_id=...), spaced, follower", "us"),
+    "follow_entity_spaced_writer": ("follow: as above, on the writable store", "us"),
+    "follow_lag_p50_default": (
+        "follow: writer's append (fsync=always) to reader's handler, p50, default",
+        "ms",
+    ),
+    "follow_lag_p99_default": ("follow: as above, p99, default follow_interval_s", "ms"),
+    "follow_lag_p50_fast": ("follow: as above, p50, follow_interval_s=0.005", "ms"),
+    "follow_lag_p99_fast": ("follow: as above, p99, follow_interval_s=0.005", "ms"),
+    "follow_take_wal": ("follow: refresh() taking in the table/10 as WAL records", "ms"),
+    "follow_take_checkpoint": ("follow: refresh() taking in their checkpoint", "ms"),
+    "follow_take_compaction": ("follow: refresh() taking in a compaction of the table", "s"),
 }
 # By figure key: our target, and the reference's published figure (CONTRIBUTING.md says
 # what a headline figure must include).

@@ -28,6 +28,7 @@ import pyarrow as pa
 import allsource_lab as asl
 from allsource_lab.bench.common import ENTITIES, FULL, QUICK, Figure, Sizes, arrow_events, number
 from allsource_lab.bench.eventsourcing_module import bench_eventsourcing_module
+from allsource_lab.bench.follow import bench_follow
 from allsource_lab.bench.peers import bench_peers
 from allsource_lab.bench.projections import bench_projections
 from allsource_lab.bench.reads import bench_reads
@@ -57,6 +58,7 @@ BENCHES = (
     "projections",
     "windows",
     "eventsourcing",
+    "follow",
 )
 
 
@@ -73,6 +75,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "projections",
             "windows",
             "eventsourcing",
+            "follow",
         }
         table = arrow_events(sizes.batch if only - own_data else 0)
         steps: dict[str, Callable[[], list[Figure]]] = {
@@ -88,6 +91,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
             "projections": lambda: bench_projections(sizes, folder),
             "windows": lambda: bench_windows(sizes, folder),
             "eventsourcing": lambda: bench_eventsourcing_module(sizes, folder),
+            "follow": lambda: bench_follow(sizes, folder),
         }
         figures: list[Figure] = []
         for name in BENCHES:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from allsource_lab.bench.eventsourcing_module import ES_FIGURES
+from allsource_lab.bench.follow import FOLLOW_FIGURES
 from allsource_lab.bench.projections import PROJECTION_FIGURES
 from allsource_lab.bench.windows import WINDOW_FIGURES
 
@@ -56,6 +57,7 @@ OPERATIONS = {
     *PROJECTION_FIGURES,
     *WINDOW_FIGURES,
     *ES_FIGURES,
+    *FOLLOW_FIGURES,
 }
 
 

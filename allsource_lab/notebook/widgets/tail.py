@@ -185,15 +185,15 @@ class LiveTail(Panel):
         store = self._store()
         kind = self.event_type.strip() or None
         seen = self.seen
-        newest = list(store.events(event_type=kind, after=seen, reverse=True, limit=self.rows))
+        # One frame's positions, newest first: its length counts exactly the matching
+        # events in (seen, top], shown or not, whatever is appended meanwhile; only the
+        # rows shown are gathered.
+        frame = store.events(event_type=kind, after=seen, reverse=True)
+        newest = frame.first(self.rows)
         if newest:
             top = newest[0].sequence
             if count:
-                # Both counts include whatever is appended meanwhile, so their difference
-                # is exactly the matching events in (seen, top], shown or not.
-                later = len(store.events(event_type=kind, after=top))
-                arrived = len(store.events(event_type=kind, after=seen)) - later
-                self.set_trait("received", self.received + arrived)
+                self.set_trait("received", self.received + len(frame))
             self._recent.extendleft(reversed(newest))
             self.set_trait("seen", top)
         self._draw()
