@@ -252,14 +252,7 @@ def _parse_object(d: np.ndarray, a: int, b: int, pairs: np.ndarray) -> int:
         pairs[n, 2] = i
         c = d[i]
         if c == 34:  # a string
-            i += 1
-            while i < b:
-                c = d[i]
-                if c == 34:
-                    break
-                if c == 92:
-                    i += 1
-                i += 1
+            i = _string_end(d, i + 1, b)
             if i >= b:
                 return -1
             i += 1
@@ -270,14 +263,7 @@ def _parse_object(d: np.ndarray, a: int, b: int, pairs: np.ndarray) -> int:
             while i < b:
                 c = d[i]
                 if c == 34:
-                    i += 1
-                    while i < b:
-                        c = d[i]
-                        if c == 34:
-                            break
-                        if c == 92:
-                            i += 1
-                        i += 1
+                    i = _string_end(d, i + 1, b)
                 elif c == 123 or c == 91:
                     depth += 1
                 elif c == 125 or c == 93:
@@ -320,6 +306,20 @@ def _parse_object(d: np.ndarray, a: int, b: int, pairs: np.ndarray) -> int:
 
 
 # -- the entity's state, key by key ------------------------------------------------------
+
+
+@jit
+def _string_end(d: np.ndarray, i: int, b: int) -> int:
+    """Where the JSON string whose text starts at ``i`` (past its opening quote) ends:
+    the index of its closing quote, or ``b`` if it runs past the end."""
+    while i < b:
+        c = d[i]
+        if c == 34:
+            break
+        if c == 92:  # a backslash escapes the byte after it
+            i += 1
+        i += 1
+    return i
 
 
 @jit
