@@ -9,6 +9,8 @@ it from separate processes:
 - **batch**: ``POST /api/v1/events/batch`` with batches of 10K events from two
   connections, as JSON and (a labelled extra row) as Arrow IPC streams; events a second.
   Goal: >= 1M events/s.
+- **server CPU**: the server process's own CPU time per single request (µs) and per
+  10K events of batches (ms), read from /proc: on a shared machine the steadier figure.
 - **fanout**: 10 WebSocket clients on ``/api/v1/events/stream`` while batches are posted;
   the time until every client has every event, and a check that each saw every event
   once, in sequence order. Goal: every client sees every event in order.
@@ -334,20 +336,50 @@ def _fanout(url: str, clients: int, total: int, batch: int) -> dict[str, Any]:
 # -- running ------------------------------------------------------------------------------
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, from /proc; None where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per(pid: int, before: float | None, count: float, scale: float) -> float | None:
+    """The server's CPU time since ``before`` per ``count`` things, times ``scale``.
+
+    Its own CPU time, unlike rates, hardly depends on what else the machine runs: the
+    figure to compare runs on a shared machine by (its resolution is a clock tick, 10 ms).
+    """
+    after = _cpu_seconds(pid)
+    if before is None or after is None or not count:
+        return None
+    return (after - before) / count * scale
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Run every section once; returns the figures."""
     folder = Path(tempfile.mkdtemp(prefix="allsource-bench-serve-"))
     server = _Server(folder / "bench.events")
     figures: dict[str, Any] = {"cpus": os.cpu_count()}
+    pid = server.process.pid
     try:
         seconds = 2 if quick else 10
+        used = _cpu_seconds(pid)
         if shutil.which("wrk"):
             figures |= _single_wrk(server.url, seconds, 8 if quick else 64)
         else:
             figures |= _single_python(server.url, seconds, 2)
+        requests = figures["single_requests_per_s"] * seconds
+        figures["single_server_cpu_us"] = _cpu_per(pid, used, requests, 1e6)
         batches, batch = (2, 1000) if quick else (40, 10_000)
+        used = _cpu_seconds(pid)
         figures |= _batches(server.url, batches, batch, arrow=False)
+        figures["batch_server_cpu_ms_per_10k"] = _cpu_per(pid, used, figures["batch_events"], 1e7)
+        used = _cpu_seconds(pid)
         figures |= _batches(server.url, batches, batch, arrow=True)
+        events = figures["arrow_batch_events"]
+        figures["arrow_batch_server_cpu_ms_per_10k"] = _cpu_per(pid, used, events, 1e7)
         figures |= _fanout(server.url, 10, 2000 if quick else 100_000, 1000)
     finally:
         server.stop()

@@ -23,11 +23,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from allsource_lab.errors import AllSourceError
 from allsource_lab.server import analytics_api, events_api, operations_api
 from allsource_lab.server.access import Gate, Tenant, require
+from allsource_lab.server.fastpath import INGEST_PATH, ingest_one
 from allsource_lab.server.metrics import CONTENT_TYPE, Metrics
 from allsource_lab.server.openapi import openapi_document
 from allsource_lab.server.problems import HttpProblem, problem, problem_of
@@ -70,11 +72,11 @@ class ServerState:
     metrics: Metrics
     failures: list[str] = field(default_factory=list)
 
-    def log_failure(self, request: Request, exc: BaseException) -> None:
+    def log_failure(self, method: str, path: str, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(exc))
         self.failures.append(text)
         del self.failures[:-20]
-        log.error("%s %s failed:\n%s", request.method, request.url.path, text)
+        log.error("%s %s failed:\n%s", method, path, text)
 
 
 def create_app(
@@ -156,10 +158,31 @@ def create_app(
                 allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             )
         )
-    app = Starlette(
+    app = _Server(
         routes=routes,
         middleware=middleware,
         exception_handlers={404: not_found, 405: not_found},
     )
     app.state.server = state
+    # Single appends skip Starlette (server/fastpath.py), unless CORS middleware must see
+    # every request.
+    app.fast_ingest = None if middleware else state
     return app
+
+
+class _Server(Starlette):
+    """Starlette, with ``POST /api/v1/events`` answered by :func:`ingest_one` first."""
+
+    fast_ingest: ServerState | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.fast_ingest
+        if (
+            state is not None
+            and scope["type"] == "http"
+            and scope["path"] == INGEST_PATH
+            and scope["method"] == "POST"
+        ):
+            await ingest_one(state, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

@@ -7,22 +7,30 @@ refuses what the library refuses, with the library's error as the problem's titl
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import orjson
 from starlette.responses import Response
 
+from allsource_lab._kernels import jsontext
 from allsource_lab.errors import InvalidArgument, InvalidEvent
 from allsource_lab.server.inputs import (
     field,
     optional_bool,
     optional_int,
     optional_text,
+    parse_json,
     read_body,
 )
 from allsource_lab.server.render import event_object, json_response, rows_of
 from allsource_lab.server.routing import Call, Operation
 
-__all__ = ["OPERATIONS", "QUERY_LIMIT_DEFAULT", "QUERY_LIMIT_MAX"]
+if TYPE_CHECKING:
+    from allsource_lab.store import EventStore
+
+__all__ = ["OPERATIONS", "QUERY_LIMIT_DEFAULT", "QUERY_LIMIT_MAX", "event_arguments"]
 
 # Events per page of GET /api/v1/events/query unless ``limit`` says otherwise, and the
 # most one page may hold (page on with ``cursor``).
@@ -34,7 +42,9 @@ _EVENT_FIELDS = frozenset(
 )
 
 
-def _event_arguments(body: dict[str, Any]) -> dict[str, Any]:
+def event_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``store.append`` from one event's JSON object, refusing unknown
+    or missing fields (InvalidEvent naming the field)."""
     unknown = sorted(set(body) - _EVENT_FIELDS)
     if unknown:
         raise InvalidEvent(
@@ -62,7 +72,7 @@ def _event_arguments(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ingest_event(call: Call) -> Response:
-    arguments = _event_arguments(await call.body())
+    arguments = event_arguments(await call.body())
     event = await call.run(call.store.append, **arguments)
     call.server.metrics.ingested(call.caller.tenant.name, 1)
     return json_response(event_object(event), 201)
@@ -115,29 +125,101 @@ def _batch_answer(result: Any) -> Response:
     return json_response(answer, 201)
 
 
-async def ingest_batch(call: Call) -> Response:
-    content_type = call.request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() == ARROW_STREAM:
-        return await _ingest_arrow(call)
-    body = await call.body(kind=(dict, list))
-    if isinstance(body, list):
-        body = {"events": body}
-    events = field(body, "events", list)
-    expected = field(body, "expected_versions", dict, None)
-    on_invalid = field(body, "on_invalid", str, "raise")
-    idempotency = field(body, "idempotency", str, None)
+# The fields of a batch's event that _columns_of turns into columns itself; events with
+# others (timestamp, event_id, or unknown ones) go to append_batch as dicts.
+_COLUMN_FIELDS = frozenset({"event_type", "entity_id", "payload", "metadata"})
+_EVENT_TYPE = operator.itemgetter("event_type")
+_ENTITY_ID = operator.itemgetter("entity_id")
+_PAYLOAD = operator.itemgetter("payload")
+_METADATA = operator.methodcaller("get", "metadata")
+
+
+def _text_column(values: list[dict[str, Any]]) -> Any:
+    """JSON objects as an Arrow column of their JSON text: one orjson call for all of them,
+    split by the store's kernel (as ``append_batch`` encodes a column of dicts)."""
+    import pyarrow as pa
+
+    data, offsets = jsontext.split_dumped_objects(np.frombuffer(orjson.dumps(values), np.uint8))
+    return pa.Array.from_buffers(
+        pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _columns_of(events: list[dict[str, Any]]) -> Any:
+    """The events of a JSON batch as an Arrow table of ``append_batch``'s columns, or
+    None when any of them is not the plain kind (text type and entity, object payload,
+    object or null metadata, no other field): those go to the store as dicts, whose
+    checks then name the row and field at fault.
+
+    The store takes a list of dicts a row and a field at a time in Python (~25 ms per
+    10,000 events, measured in process), a table a column at a time (~3 ms); this turns
+    the one into the other in ~2 ms. Payloads parsed by orjson hold no NaN or Infinity
+    (it refuses them), so encoding them again gives the JSON text the store would.
+    """
+    import pyarrow as pa
+
+    # map() with C callables: a Python loop over 10,000 rows costs ~0.5 ms a pass.
+    try:
+        types = list(map(_EVENT_TYPE, events))
+        entities = list(map(_ENTITY_ID, events))
+        payloads = list(map(_PAYLOAD, events))
+    except KeyError:
+        return None
+    columns: dict[str, Any] = {}
+    if set(map(len, events)) != {3}:
+        if not all(map(_COLUMN_FIELDS.issuperset, events)):
+            return None
+        metadata = list(map(_METADATA, events))
+        kinds = set(map(type, metadata))
+        if kinds != {type(None)}:
+            if not kinds <= {dict, type(None)}:
+                return None
+            columns["metadata"] = _text_column([value or {} for value in metadata])
+    if (
+        set(map(type, types)) != {str}
+        or set(map(type, entities)) != {str}
+        or set(map(type, payloads)) != {dict}
+    ):
+        return None
+    try:
+        columns["event_type"] = pa.array(types, pa.string())
+        columns["entity_id"] = pa.array(entities, pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return None
+    columns["payload"] = _text_column(payloads)
+    return pa.table(columns)
+
+
+def _append_json_batch(store: EventStore, body: bytes) -> Any:
+    """Parse a JSON batch body and append it (on the thread pool: ~10 ms of CPU for
+    10,000 events that the event loop does not wait for)."""
+    value = parse_json(body, kind=(dict, list))
+    if isinstance(value, list):
+        value = {"events": value}
+    events = field(value, "events", list)
+    expected = field(value, "expected_versions", dict, None)
+    on_invalid = field(value, "on_invalid", str, "raise")
+    idempotency = field(value, "idempotency", str, None)
     for row, item in enumerate(events):
         if not isinstance(item, dict):
             raise InvalidEvent("each event must be a JSON object", row=row)
     if not events:
         raise InvalidEvent("the batch holds no event; send at least one", field="events")
-    result = await call.run(
-        call.store.append_batch,
-        events,
+    table = _columns_of(events)
+    return store.append_batch(
+        events if table is None else table,
         expected_versions=expected,
         on_invalid=on_invalid,
         idempotency=idempotency,
     )
+
+
+async def ingest_batch(call: Call) -> Response:
+    content_type = call.request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == ARROW_STREAM:
+        return await _ingest_arrow(call)
+    body = await read_body(call.request, call.server.config.max_body_bytes)
+    result = await call.run(_append_json_batch, call.store, body)
     call.server.metrics.ingested(call.caller.tenant.name, result.count)
     return _batch_answer(result)
 

@@ -15,7 +15,15 @@ from starlette.requests import Request
 from allsource_lab.errors import InvalidArgument
 from allsource_lab.server.problems import HttpProblem
 
-__all__ = ["json_body", "optional_bool", "optional_int", "optional_text", "read_body"]
+__all__ = [
+    "body_too_large",
+    "json_body",
+    "optional_bool",
+    "optional_int",
+    "optional_text",
+    "parse_json",
+    "read_body",
+]
 
 # Sequences, counts and limits are int64 in the store.
 _INT_MAX = 2**63 - 1
@@ -31,18 +39,19 @@ async def read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise InvalidArgument(f"Content-Length {declared!r} is not a number") from None
         if size > limit:
-            raise _too_large(limit)
+            raise body_too_large(limit)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise _too_large(limit)
+            raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> HttpProblem:
+def body_too_large(limit: int) -> HttpProblem:
+    """The 413 refusal of a body past the server's limit of ``limit`` bytes."""
     return HttpProblem(
         413,
         "PayloadTooLarge",
@@ -53,7 +62,11 @@ def _too_large(limit: int) -> HttpProblem:
 
 async def json_body(request: Request, limit: int, *, kind: type | tuple[type, ...] = dict) -> Any:
     """The body parsed as JSON, which must be a ``kind`` (an object by default)."""
-    body = await read_body(request, limit)
+    return parse_json(await read_body(request, limit), kind=kind)
+
+
+def parse_json(body: bytes, *, kind: type | tuple[type, ...] = dict) -> Any:
+    """``body`` parsed as JSON, which must be a ``kind`` (InvalidArgument otherwise)."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

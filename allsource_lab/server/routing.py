@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from allsource_lab.server.app import ServerState
     from allsource_lab.store import EventStore
 
-__all__ = ["Call", "Operation", "endpoint"]
+__all__ = ["Call", "Operation", "endpoint", "failure_answer"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,23 @@ class Operation:
     summary: str
 
 
+def failure_answer(server: ServerState, exc: Exception, method: str, path: str) -> Response:
+    """The problem details a request that raised ``exc`` answers with, counted as an
+    error by kind; anything but a refusal is a 500 whose traceback goes to the log."""
+    answer = problem_of(exc, path)
+    if answer is None:
+        server.metrics.error("InternalError")
+        server.log_failure(method, path, exc)
+        return problem(
+            500,
+            "InternalError",
+            f"the server failed ({type(exc).__name__}); its log has the traceback",
+            path,
+        )
+    server.metrics.error(exc.title if isinstance(exc, HttpProblem) else type(exc).__name__)
+    return answer
+
+
 def endpoint(operation: Operation, server: ServerState) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint of ``operation``."""
     role = operation.role
@@ -91,19 +108,7 @@ def endpoint(operation: Operation, server: ServerState) -> Callable[[Request], A
             require(caller, role)
             response = await handler(Call(request, caller, server))
         except Exception as exc:
-            answer = problem_of(exc, request.url.path)
-            if answer is None:
-                metrics.error("InternalError")
-                answer = problem(
-                    500,
-                    "InternalError",
-                    f"the server failed ({type(exc).__name__}); its log has the traceback",
-                    request.url.path,
-                )
-                server.log_failure(request, exc)
-            else:
-                metrics.error(exc.title if isinstance(exc, HttpProblem) else type(exc).__name__)
-            response = answer
+            response = failure_answer(server, exc, request.method, request.url.path)
         metrics.request(tenant, route, request.method, response.status_code, started)
         return response
 

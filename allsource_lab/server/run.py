@@ -9,7 +9,10 @@ acknowledged under ``fsync="always"`` (RELIABILITY.md, "What a 2xx promises").
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,11 +68,18 @@ def serve(
         allow_origins=base.allow_origins,
     )
     tenants: dict[str, Tenant] = {}
+    undo = contextlib.ExitStack()
     try:
         for name, path in stores.items():
             store = open_store(Path(path), **dict(store_settings or {}))
             tenants[name] = Tenant(name, store, KeyRing(keys_file(path)))
         app = create_app(tenants, default, config)
+        _stop_on_sigterm(undo)
+        # What exists now (modules, the stores' indexes) lives as long as the server:
+        # frozen, the collector's full passes no longer walk it. A JSON batch of 10,000
+        # events makes ~30,000 objects, enough to set off such passes; the server's CPU
+        # per batch fell from ~46 to ~29 ms with this (alternating runs, measured).
+        gc.freeze()
         uvicorn.run(
             app,
             host=host,
@@ -79,8 +89,44 @@ def serve(
             # Connections past this are refused, not queued without bound.
             limit_concurrency=4096,
             ws_max_size=1024 * 1024,
+            **_http_protocol(),
         )
+    except _Terminated:
+        pass  # a clean stop: the stores are closed below, the process exits with 0
     finally:
         for tenant in tenants.values():
             with contextlib.suppress(Exception):
                 tenant.store.close()
+        undo.close()
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (and uvicorn has finished its graceful shutdown)."""
+
+
+def _stop_on_sigterm(undo: contextlib.ExitStack) -> None:
+    """Make SIGTERM stop the server as SIGINT does, stores closed (``undo`` puts the
+    handler before back).
+
+    uvicorn shuts down gracefully on either signal, then raises the signal again for the
+    handler it found. SIGTERM's default handler ends the process at once: the stores were
+    never closed (no last checkpoint, the lock left to the kernel). This handler raises
+    instead, so ``serve`` returns after closing them. Only the main thread may set one.
+    """
+    if threading.current_thread() is threading.main_thread():
+
+        def handler(signum: int, frame: object) -> None:
+            raise _Terminated()
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        undo.callback(signal.signal, signal.SIGTERM, previous)
+
+
+def _http_protocol() -> dict[str, Any]:
+    """uvicorn's ``http`` option: httptools with joined writes (server/protocol.py) when
+    httptools is installed (the ``serve`` extra installs it), else uvicorn's choice."""
+    try:
+        from allsource_lab.server.protocol import CoalescingHttpToolsProtocol
+    except ImportError:
+        return {}
+    return {"http": CoalescingHttpToolsProtocol}
