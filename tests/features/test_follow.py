@@ -52,8 +52,10 @@ def assert_same(writer: asl.EventStore, reader: asl.EventStore) -> None:
             with pytest.raises(asl.NotFound):
                 reader.state(entity)
     for event_type in TYPES:
-        assert reader.events(event_type=event_type).to_arrow().equals(
-            writer.events(event_type=event_type).to_arrow()
+        assert (
+            reader.events(event_type=event_type)
+            .to_arrow()
+            .equals(writer.events(event_type=event_type).to_arrow())
         )
     query = "select event_type, count(*), sum(version) from events group by 1 order by 1"
     assert reader.sql(query).fetchall() == writer.sql(query).fetchall()
@@ -70,7 +72,9 @@ event = st.fixed_dictionaries(
             st.sampled_from(["a", "b", "n"]), st.none() | st.integers(0, 9), max_size=2
         ),
         # Event times that step back and forth: late events, as users' data has.
-        "timestamp": st.integers(0, 3_599).map(lambda s: f"2026-01-01T00:{s // 60:02d}:{s % 60:02d}Z"),
+        "timestamp": st.integers(0, 3_599).map(
+            lambda s: f"2026-01-01T00:{s // 60:02d}:{s % 60:02d}Z"
+        ),
     }
 )
 step = st.one_of(
