@@ -365,7 +365,8 @@ class LogFollower:
         self.folder = folder
         self.path: Path | None = None
         self.offset = 0
-        self._stat_paths = (os.fspath(folder), "")  # what changed() stats, as str
+        self._folder_text = os.fspath(folder)  # what changed() stats, as str (faster)
+        self._path_text = ""
         self._folder_time = -1  # the folder's st_mtime_ns when its files were last listed
         self.problems: list[str] = []  # what the last read skipped
 
@@ -379,16 +380,19 @@ class LogFollower:
         if starts:
             p = int(starts[-1][-1])
             end = p + FRAME.size + int.from_bytes(last.data[p : p + 4].tobytes(), "little")
-        self.path, self.offset = last.path, end
-        self._stat_paths = (self._stat_paths[0], os.fspath(last.path))
+        self._at(last.path, end)
+
+    def _at(self, path: Path, offset: int) -> None:
+        """Taken: ``path`` through ``offset``."""
+        self.path, self.offset, self._path_text = path, offset, os.fspath(path)
 
     def changed(self) -> bool:
         """Whether there may be new frames: a file created or removed, or the file being
         read grown past what was taken."""
-        folder, path = self._stat_paths
         try:
-            if os.stat(folder).st_mtime_ns != self._folder_time:
+            if os.stat(self._folder_text).st_mtime_ns != self._folder_time:
                 return True
+            path = self._path_text
             return bool(path) and os.stat(path).st_size != self.offset
         except FileNotFoundError:
             return True
@@ -441,8 +445,7 @@ class LogFollower:
                     "a newer one follows; the rest of it is skipped"
                 )
                 stop = len(data)
-            self.path, self.offset = path, start + stop
-            self._stat_paths = (self._stat_paths[0], os.fspath(path))
+            self._at(path, start + stop)
             if len(starts):
                 found.append((path, data, starts))
         return found, gone

@@ -250,10 +250,9 @@ class Follower:
             raise
         self.problems.extend(problems)
         with self.log.lock:
-            if grown and all(self._place(i, t) for i, t in zip(fresh, tables, strict=True)):
-                pass
-            else:
-                self._rebuild(manifest, infos if grown else fresh, tables if not grown else None)
+            placed = grown and all(self._place(i, t) for i, t in zip(fresh, tables, strict=True))
+            if not placed:  # a compaction, or segments that do not match the tail
+                self._rebuild(manifest, None if grown else tables)
         self._files = files
 
     def _place(self, info: SegmentInfo, table: pa.Table) -> bool:
@@ -297,17 +296,16 @@ class Follower:
             log.tail.add_batch(one_batch(rest))
         return True
 
-    def _rebuild(
-        self, manifest: Manifest, infos: list[SegmentInfo], tables: list[pa.Table] | None
-    ) -> None:
-        """A new read side over the manifest's segments and the tail's rows past them,
-        as a compaction builds one (under lock)."""
+    def _rebuild(self, manifest: Manifest, tables: list[pa.Table] | None) -> None:
+        """A new read side over the manifest's segments (``tables``, or opened here) and
+        the tail's rows past them, as a compaction builds one (under lock)."""
         log, sealer, entities = self.log, self.sealer, self.entities
-        if tables is None:  # a compaction: the segments the follower had are gone
+        infos = manifest.segments
+        if tables is None:
             tables, problems = self.storage.open_segments(infos)
             self.problems.extend(problems)
         batches = [one_batch(t) for t in tables if t.num_rows]
-        through = max([manifest.sealed_through, *(i.last_sequence for i in infos)])
+        through = manifest.sealed_through  # at or past every segment's last sequence
         kept = log.tail.table()
         kept = kept.filter(pc.greater(kept.column("sequence"), through))
         reader = Reader(entities.keys)

@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from allsource_lab.errors import InvalidArgument
 from allsource_lab.server.access import require
 from allsource_lab.server.events_api import event_arguments
-from allsource_lab.server.inputs import body_too_large, parse_json
+from allsource_lab.server.inputs import body_too_large, check_declared_length, parse_json
 from allsource_lab.server.render import event_object
 from allsource_lab.server.routing import failure_answer
 
@@ -70,14 +69,7 @@ class _Gone(Exception):
 async def _read_body(receive: Receive, headers: _Headers, limit: int) -> bytes:
     """The request body, refused (413) past ``limit`` bytes before it is read past it:
     as :func:`~allsource_lab.server.inputs.read_body`, from the ASGI messages."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidArgument(f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise body_too_large(limit)
+    check_declared_length(headers.get("content-length"), limit)
     message = await receive()
     if message["type"] != "http.request":
         raise _Gone

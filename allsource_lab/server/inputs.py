@@ -17,6 +17,7 @@ from allsource_lab.server.problems import HttpProblem
 
 __all__ = [
     "body_too_large",
+    "check_declared_length",
     "json_body",
     "optional_bool",
     "optional_int",
@@ -32,14 +33,7 @@ _INT_MAX = 2**63 - 1
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing one larger than ``limit`` bytes (413) before reading
     past it, whether or not the client announced its length."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidArgument(f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise body_too_large(limit)
+    check_declared_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
@@ -48,6 +42,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def check_declared_length(declared: str | None, limit: int) -> None:
+    """Refuse a body whose announced ``Content-Length`` is past ``limit`` (413) or is no
+    number, before any of it is read."""
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InvalidArgument(f"Content-Length {declared!r} is not a number") from None
+        if size > limit:
+            raise body_too_large(limit)
 
 
 def body_too_large(limit: int) -> HttpProblem:
