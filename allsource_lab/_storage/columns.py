@@ -28,6 +28,7 @@ from typing import Any
 import crc32c
 import pyarrow as pa
 
+from allsource_lab._storage import direct
 from allsource_lab._storage.manifest import SegmentInfo, fsync_folder
 from allsource_lab.errors import CorruptionError
 from allsource_lab.events import EVENT_SCHEMA
@@ -68,15 +69,21 @@ class _ChecksummedSink:
 
     closed = False
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, stage: direct.Stage | None = None) -> None:
         self.fd = fd
         self.crc = 0
         self.size = 0
+        self.stage = stage  # a staging buffer: ``fd`` takes only direct writes
+        if stage is not None:
+            stage.begin(fd, 0)
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         self.crc = crc32c.crc32c(view, value=self.crc)
         self.size += len(view)
+        if self.stage is not None:
+            self.stage.add(view)
+            return self.size
         while view:
             view = view[os.write(self.fd, view) :]
         return self.size
@@ -104,16 +111,26 @@ def write_columns(path: Path, table: pa.Table) -> tuple[int, int, int]:
     >>> size == (folder / "x.arrow").stat().st_size
     True
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        sink = _ChecksummedSink(fd)
-        with pa.ipc.new_file(pa.PythonFile(sink, mode="w"), EVENT_SCHEMA) as writer:
-            # One record batch (an empty one for no rows): the store holds each segment
-            # as one batch, and reads it back as the file's only one.
-            writer.write_batch(_one_batch(table))
-    except BaseException:
-        os.close(fd)
-        raise
+    batch = _one_batch(table)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    # A large file goes past the page cache (``direct.py``); a small one, or one on a
+    # file system without direct I/O, through it.
+    fd = direct.open_direct(path, flags) if batch.nbytes >= direct.DIRECT_BYTES else None
+    with contextlib.ExitStack() as held:
+        buffer = held.enter_context(direct.stage()) if fd is not None else None
+        if fd is None:
+            fd = os.open(path, flags, 0o644)
+        try:
+            sink = _ChecksummedSink(fd, buffer)
+            with pa.ipc.new_file(pa.PythonFile(sink, mode="w"), EVENT_SCHEMA) as writer:
+                # One record batch (an empty one for no rows): the store holds each
+                # segment as one batch, and reads it back as the file's only one.
+                writer.write_batch(batch)
+            if buffer is not None:
+                os.ftruncate(fd, buffer.end())
+        except BaseException:
+            os.close(fd)
+            raise
     return fd, sink.size, sink.crc
 
 

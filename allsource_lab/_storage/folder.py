@@ -33,6 +33,7 @@ from allsource_lab._storage.columns import (
     rewrite_columns,
     write_columns,
 )
+from allsource_lab._storage.direct import write_new
 from allsource_lab._storage.entity_index import ENTITY_INDEX_FILE, EntityIndex, EntityIndexFile
 from allsource_lab._storage.index_file import (
     SegmentIndex,
@@ -698,7 +699,7 @@ class FolderStorage(Storage):
         temp = final.with_name(final.name + ".tmp")
         with contextlib.suppress(OSError):
             # Renamed into place, never rewritten in place: an open maps these files.
-            temp.write_bytes(encode_index(name, index))
+            os.close(write_new(temp, *encode_index(name, index)))
             os.replace(temp, final)
 
     def read_entities(self) -> EntityIndex:

@@ -27,6 +27,7 @@ import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -85,10 +86,11 @@ class SegmentIndex:
         return numbers
 
 
-def encode_index(segment: str, index: SegmentIndex) -> bytes:
-    """The bytes of an index file for segment file ``segment``."""
-    body = b"".join(
-        np.ascontiguousarray(a, dtype).tobytes()
+def encode_index(segment: str, index: SegmentIndex) -> list[Any]:
+    """The bytes of an index file for segment file ``segment``, as the pieces to write in
+    order (the arrays themselves, not copies: 36 MB for 1M events)."""
+    arrays = [
+        np.ascontiguousarray(a, dtype)
         for a, dtype in (
             (index.sequence, "<i8"),
             (index.timestamp, "<i8"),
@@ -98,17 +100,20 @@ def encode_index(segment: str, index: SegmentIndex) -> bytes:
             (index.type, "<i4"),
             (index.run_starts, "<i4"),
         )
-    )
+    ]
+    crc = 0
+    for a in arrays:
+        crc = crc32c.crc32c(a.data.cast("B"), value=crc)
     header = json.dumps(
         {
             "segment": segment,
             "rows": len(index.sequence),
             "runs": len(index.run_starts),
             "types": index.types,
-            "crc32c": crc32c.crc32c(body),
+            "crc32c": crc,
         }
     ).encode()
-    return b"".join((_MAGIC, _LENGTH.pack(len(header)), header, body))
+    return [_MAGIC + _LENGTH.pack(len(header)) + header, *arrays]
 
 
 def read_index_file(path: Path, segment: str, rows: int) -> SegmentIndex | None:

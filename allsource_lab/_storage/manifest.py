@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from allsource_lab._storage.direct import write_new
 from allsource_lab.errors import CorruptionError
 
 __all__ = ["FORMAT", "Manifest", "SegmentInfo", "fsync_folder"]
@@ -129,17 +130,9 @@ def replace_file(final: Path, data: Any, temp: Path | None = None) -> None:
 
 def write_whole(path: Path, data: Any) -> int:
     """Create (or truncate) ``path``, write all of ``data``; returns the open fd (not
-    fsynced: the caller fsyncs and closes it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    fsynced: the caller fsyncs and closes it). Large data goes past the page cache
+    (``direct.py``)."""
+    return write_new(path, data)
 
 
 def make_folder(folder: Path) -> None:

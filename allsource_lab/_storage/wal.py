@@ -22,6 +22,7 @@ import crc32c
 import numpy as np
 
 from allsource_lab._kernels import walframes as frames
+from allsource_lab._storage import direct
 from allsource_lab._storage.manifest import fsync_folder
 from allsource_lab.errors import CorruptionError, StorageError
 
@@ -165,7 +166,10 @@ class WriteAheadLog:
         fd = self._require_fd()
         views = [memoryview(p).cast("B") for p in pieces if len(memoryview(p).cast("B"))]
         start = self._size
+        large = sum(len(v) for v in views) >= direct.DIRECT_BYTES
         try:
+            if large and self._write_direct(views):
+                return
             while views:
                 n = os.writev(fd, views[:_IOV_MAX])
                 self._size += n
@@ -176,7 +180,7 @@ class WriteAheadLog:
                 if n:
                     views[0] = views[0][n:]
         except OSError as exc:
-            if self._size != start:
+            if self._size != start or large:  # a direct write may have grown the file
                 try:
                     os.ftruncate(fd, start)
                 except OSError as cut:
@@ -187,6 +191,33 @@ class WriteAheadLog:
                     ) from exc
                 self._size = start
             raise
+
+    def _write_direct(self, views: list[memoryview]) -> bool:
+        """Write ``views`` past the page cache (``direct.py``); False if the file system
+        takes no direct I/O (nothing was written then). The block the file ends in is
+        written again with what it holds, so the write starts on a block boundary; the
+        last block goes padded and the file is cut back to the data's end. A crash before
+        that cut leaves zeros after the record, which the scan drops as a torn tail."""
+        assert self.current is not None and self._fd is not None
+        fd = direct.open_direct(self.current, os.O_WRONLY)
+        if fd is None:
+            return False
+        try:
+            start = self._size
+            base = start - start % direct.ALIGN
+            with open(self.current, "rb") as file:
+                file.seek(base)
+                head = file.read(start - base)
+            with direct.stage() as buffer:
+                buffer.begin(fd, base, head)
+                for view in views:
+                    buffer.add(view)
+                end = buffer.end()
+            os.ftruncate(self._fd, end)
+            self._size = end
+        finally:
+            os.close(fd)
+        return True
 
     def sync(self) -> None:
         """fsync the files rotated away unsynced, then the current file (and, the first

@@ -78,6 +78,12 @@ def main() -> None:
     # "background": large batches that fill the tail every few writes, so kills land while
     # an automatic checkpoint seals a tail on the sealing thread beside new appends.
     profile = ("quiet", "checkpoints", "rotation", "compaction", "background")[seed % 5]
+    if seed % 10 >= 5:
+        # Every write past the page cache (large ones are by default: _storage/direct.py),
+        # so that kills land between a direct write and the cut that ends it.
+        from allsource_lab._storage import direct
+
+        direct.DIRECT_BYTES = 1
     quiet = profile == "quiet"
     store = asl.open(
         command[1].strip(),

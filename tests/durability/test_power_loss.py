@@ -13,6 +13,7 @@ call was cut may be there or not, but a batch is all there or not at all.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import pytest
 
 import allsource_lab as asl
 from allsource_lab._query.state import merge_patch
+from allsource_lab._storage import direct
 from tests.conftest import open_after_crash
 from tests.durability.faultfs import PowerCut, SimulatedCrash
 
@@ -211,6 +213,33 @@ def test_the_workload_exercises_every_kind_of_durable_change(counted):
 @pytest.mark.parametrize("index", range(40))
 def test_power_cut_keeps_every_acknowledged_event(counted, tmp_path, monkeypatch, index):
     points = cut_points(counted.kinds, 40, SEED)
+    if index >= len(points):
+        pytest.skip("fewer cut points than tests")
+    run_cut(tmp_path, monkeypatch, SEED, points[index])
+
+
+@pytest.fixture(scope="module")
+def counted_direct(tmp_path_factory: pytest.TempPathFactory) -> PowerCut:
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(direct, "DIRECT_BYTES", 1)
+    try:
+        return run_cut(tmp_path_factory.mktemp("count-direct"), monkeypatch, SEED, None)
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_power_cut_with_every_write_direct(counted_direct, tmp_path, monkeypatch, index):
+    # Every WAL record, segment, column, index and manifest file written past the page
+    # cache (_storage/direct.py): a cut between a direct write and its cut-back to the
+    # data's end, or before its fsync, keeps every acknowledged event too.
+    probe = direct.open_direct(tmp_path / "probe", os.O_WRONLY | os.O_CREAT)
+    if probe is None:
+        pytest.skip("this file system takes no O_DIRECT")
+    os.close(probe)
+    monkeypatch.setattr(direct, "DIRECT_BYTES", 1)
+    assert "ftruncate" in counted_direct.kinds  # direct writes were cut back: they ran
+    points = cut_points(counted_direct.kinds, 16, SEED + 1)
     if index >= len(points):
         pytest.skip("fewer cut points than tests")
     run_cut(tmp_path, monkeypatch, SEED, points[index])
