@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from allsource_lab._storage.arena import Arena
 from allsource_lab._storage.base import Loaded, Storage
 from allsource_lab._storage.columns import (
     check_columns,
@@ -112,6 +113,7 @@ class FolderStorage(Storage):
         # after it would bury the new records behind the torn one, so none are written.
         self._snapshots_held = False
         self._housekeeping: Future[None] | None = None  # what the last checkpoint left
+        self._arena = Arena()  # where each seal sorts its rows
         self.manifest: Manifest | None = None
         self.entity_index = EntityIndexFile(path / ENTITY_INDEX_FILE, read_only=read_only)
         # A read-only open follows the writer (see ``_store/following.py``): where it has
@@ -355,10 +357,20 @@ class FolderStorage(Storage):
         """
         assert self.manifest is not None
         self.settle()
-        ordered, order = sort_for_segment(table, _helper())
-        self.manifest, stored = self._commit(
-            ordered, settings, self.manifest.segments, sealed_through=through, name_durable=False
-        )
+        with self._arena.lend(table.nbytes) as allocate:
+            ordered, order = sort_for_segment(table, _helper(), allocate)
+            self.manifest, stored = self._commit(
+                ordered,
+                settings,
+                self.manifest.segments,
+                sealed_through=through,
+                name_durable=False,
+            )
+            if stored is ordered and allocate is not pa.allocate_buffer:
+                # The column file could not be mapped: the rows stay in the heap, so they
+                # leave the arena, which the next seal writes over.
+                stored = _copied(ordered)
+            del ordered
         # The store folder's fsync (which makes the new manifest's name durable) and then
         # the removal of the WAL files it made redundant run after the checkpoint returns:
         # its events were durable in the WAL already, and until that fsync a crash finds
@@ -727,7 +739,16 @@ class FolderStorage(Storage):
             if not self.read_only:
                 self.wal.close()
         finally:
+            self._arena.close()
             self.lock.release()
+
+
+def _copied(table: pa.Table) -> pa.Table:
+    """``table`` with its buffers copied into memory of its own."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return pa.ipc.open_stream(sink.getvalue()).read_all()
 
 
 _fsync_pool: ThreadPoolExecutor | None = None

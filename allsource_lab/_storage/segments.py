@@ -7,6 +7,7 @@ fetch an entity touch one row group; the sequence range is recorded in the manif
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from allsource_lab._storage.manifest import SegmentInfo
 from allsource_lab.errors import CorruptionError
 from allsource_lab.events import EVENT_SCHEMA
 
+# Where a sort's new columns get their memory: a size in bytes, a writable buffer.
+Allocate = Callable[[int], pa.Buffer]
+
 __all__ = [
     "SORT_KEYS",
     "encode_segment",
@@ -46,7 +50,7 @@ SORT_KEYS = [("partition", "ascending"), ("entity_id", "ascending"), ("sequence"
 
 
 def sort_for_segment(
-    table: pa.Table, helper: Executor | None = None
+    table: pa.Table, helper: Executor | None = None, allocate: Allocate = pa.allocate_buffer
 ) -> tuple[pa.Table, np.ndarray]:
     """The events in segment order, and the row order that made it (for the index).
 
@@ -58,7 +62,8 @@ def sort_for_segment(
     the GIL (``allsource_lab/_kernels/segment_order.py``), and by Arrow, which does too.
     Key columns of other types or with nulls are sorted by Arrow as before. Given a
     ``helper`` (an executor), a large table's columns are moved half on its thread and
-    half on this one.
+    half on this one. The new columns' memory comes from ``allocate`` (a seal lends
+    memory it keeps from one seal to the next: ``arena.py``).
 
     >>> t = pa.table({"sequence": [1, 2, 3], "entity_id": ["b", "a", "b"],
     ...               "partition": pa.array([0, 0, 0], pa.int16())})
@@ -82,7 +87,7 @@ def sort_for_segment(
     else:
         order = fixed_values(pc.sort_indices(table, sort_keys=SORT_KEYS)).astype(np.int64)
     to = inverse(order)
-    columns = _all_in_order(table.columns, order, to, helper)
+    columns = _all_in_order(table.columns, order, to, helper, allocate)
     return pa.Table.from_arrays(columns, schema=table.schema), order
 
 
@@ -92,14 +97,18 @@ _PARALLEL_ROWS = 16_384
 
 
 def _all_in_order(
-    cols: list[pa.ChunkedArray], order: np.ndarray, to: np.ndarray, helper: Executor | None
+    cols: list[pa.ChunkedArray],
+    order: np.ndarray,
+    to: np.ndarray,
+    helper: Executor | None,
+    allocate: Allocate,
 ) -> list[pa.Array]:
     """Every column taken in ``order``; with a ``helper``, in two halves of about equal
     bytes at once (the kernels release the GIL). Moving the columns is most of a sort's
     CPU time (1M events with ~110-byte payloads: ~0.07 of ~0.1 s, measured), and the
     payloads alone are about half the bytes."""
     if helper is None or len(order) < _PARALLEL_ROWS:
-        return [_in_order(col, order, to) for col in cols]
+        return [_in_order(col, order, to, allocate) for col in cols]
     mine: list[int] = []
     theirs: list[int] = []
     loads = [0, 0]
@@ -107,9 +116,9 @@ def _all_in_order(
         side = 0 if loads[0] <= loads[1] else 1
         (mine, theirs)[side].append(i)
         loads[side] += cols[i].nbytes
-    pending = helper.submit(lambda: [_in_order(cols[i], order, to) for i in theirs])
+    pending = helper.submit(lambda: [_in_order(cols[i], order, to, allocate) for i in theirs])
     try:
-        moved = {i: _in_order(cols[i], order, to) for i in mine}
+        moved = {i: _in_order(cols[i], order, to, allocate) for i in mine}
     finally:
         # Whatever happens here, the helper's half is finished before this returns.
         done = pending.result()
@@ -148,7 +157,9 @@ def _entity_keys(ids: pa.ChunkedArray) -> np.ndarray:
     return fixed_values(pa.chunked_array([c.indices for c in encoded.chunks], pa.int32()))
 
 
-def _in_order(col: pa.ChunkedArray, order: np.ndarray, to: np.ndarray) -> pa.Array:
+def _in_order(
+    col: pa.ChunkedArray, order: np.ndarray, to: np.ndarray, allocate: Allocate
+) -> pa.Array:
     """``col`` taken in ``order`` as one array: input row r goes to output row ``to[r]``.
 
     The kernels write fixed-width values of 1 to 16 bytes and null-free strings; other
@@ -163,9 +174,9 @@ def _in_order(col: pa.ChunkedArray, order: np.ndarray, to: np.ndarray) -> pa.Arr
         pa.types.is_fixed_size_binary(stored)
         or (pa.types.is_primitive(stored) and not pa.types.is_boolean(stored))
     ):
-        arr = _fixed_in_order(chunks, stored, to)
+        arr = _fixed_in_order(chunks, stored, to, allocate)
     elif len(order) and stored in _STRING_LIMIT and not col.null_count:
-        arr = _strings_in_order(chunks, stored, to)
+        arr = _strings_in_order(chunks, stored, to, allocate)
     if arr is None:
         return col.take(numpy_array(order)).combine_chunks()
     return pa.ExtensionArray.from_storage(extension, arr) if extension else arr
@@ -189,7 +200,9 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _fixed_in_order(chunks: list[pa.Array], stored: pa.DataType, to: np.ndarray) -> pa.Array | None:
+def _fixed_in_order(
+    chunks: list[pa.Array], stored: pa.DataType, to: np.ndarray, allocate: Allocate
+) -> pa.Array | None:
     """None for widths other than 1, 2, 4, 8 and 16 bytes."""
     width = stored.bit_width // 8
     if width not in (1, 2, 4, 8, 16):
@@ -197,10 +210,10 @@ def _fixed_in_order(chunks: list[pa.Array], stored: pa.DataType, to: np.ndarray)
     n = len(to)
     unit = np.dtype(f"u{min(width, 8)}")
     words = width // unit.itemsize
-    values = pa.allocate_buffer(n * width)
+    values = allocate(n * width)
     out = np.frombuffer(values, unit)
     nulls = any(c.null_count for c in chunks)
-    validity = pa.allocate_buffer(-(-n // 8)) if nulls else None
+    validity = allocate(-(-n // 8)) if nulls else None
     bits_out = np.frombuffer(validity, np.uint8) if validity is not None else None
     if bits_out is not None:
         bits_out[:] = 0
@@ -230,13 +243,13 @@ _STRING_LIMIT = {
 
 
 def _strings_in_order(
-    chunks: list[pa.Array], stored: pa.DataType, to: np.ndarray
+    chunks: list[pa.Array], stored: pa.DataType, to: np.ndarray, allocate: Allocate
 ) -> pa.Array | None:
     """Null-free strings in their new order; None past what the offsets reach."""
     n = len(to)
     limit = _STRING_LIMIT[stored]
     offset_type = np.int32 if limit < 2**32 else np.int64
-    offsets = pa.allocate_buffer((n + 1) * np.dtype(offset_type).itemsize)
+    offsets = allocate((n + 1) * np.dtype(offset_type).itemsize)
     out_offsets = np.frombuffer(offsets, offset_type)
     sources = []
     for c, dst in _pieces(chunks, to):
@@ -245,7 +258,7 @@ def _strings_in_order(
         sources.append((data, chunk_offsets, dst))
     if sum_offsets(out_offsets, limit) < 0:
         return None
-    data_buffer = pa.allocate_buffer(int(out_offsets[-1]))
+    data_buffer = allocate(int(out_offsets[-1]))
     out_data = np.frombuffer(data_buffer, np.uint8)
     for data, chunk_offsets, dst in sources:
         scatter_strings(data, chunk_offsets, dst, out_offsets, out_data)

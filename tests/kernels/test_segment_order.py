@@ -185,10 +185,10 @@ def test_an_error_on_one_thread_waits_for_the_other_half(monkeypatch):
     finished: list[str] = []
     original = segments._in_order
 
-    def in_order(col, order, to):
+    def in_order(col, order, to, allocate):
         if pa.types.is_int16(col.type):  # the partition column fails, wherever it runs
             raise MemoryError("no room")
-        out = original(col, order, to)
+        out = original(col, order, to, allocate)
         finished.append(str(col.type))
         return out
 
