@@ -352,6 +352,32 @@ def segment_order(
 
 
 @jit
+def dense_keys(numbers: np.ndarray) -> tuple[np.ndarray, int]:
+    """Entity numbers (any non-negative ints, as the store numbers its entities) renumbered
+    0, 1, 2, ... in order of first appearance, as :func:`segment_order` takes them, and
+    how many there are.
+
+    >>> keys, count = dense_keys(np.array([7, 3, 7, 9], np.int32))
+    >>> keys.tolist(), count
+    ([0, 1, 0, 2], 3)
+    """
+    n = len(numbers)
+    top = 0
+    for r in range(n):
+        top = max(top, numbers[r] + 1)
+    seen = np.full(top, -1, np.int32)
+    keys = np.empty(n, np.int32)
+    count = 0
+    for r in range(n):
+        g = numbers[r]
+        if seen[g] < 0:
+            seen[g] = count
+            count += 1
+        keys[r] = seen[g]
+    return keys, count
+
+
+@jit
 def _first_rows(parts: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each key's first row; nothing when there are no keys, or when the rows of a key
     disagree on the partition (the order is by partition first, and the rows sorted

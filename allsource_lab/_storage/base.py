@@ -104,14 +104,20 @@ class Storage:
         return None
 
     def seal(
-        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
+        self,
+        table: pa.Table,
+        through: int,
+        settings: Settings,
+        trim_before: int | None = None,
+        entities: np.ndarray | None = None,
     ) -> tuple[pa.Table, np.ndarray]:
         """Make ``table`` (the tail) a sealed segment; returns it sorted, and the order.
 
         Once this returns, every event up to sequence ``through`` is in a segment and the
         log no longer needs it: log files that start below ``trim_before`` are removed.
         Runs on the sealing thread, beside appends (which never touch segments or the
-        manifest); never two at once.
+        manifest); never two at once. ``entities``: each row's entity number, if known
+        (it saves the sort numbering the ids).
         """
         raise NotImplementedError
 

@@ -346,7 +346,12 @@ class FolderStorage(Storage):
         return through + 1
 
     def seal(
-        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
+        self,
+        table: pa.Table,
+        through: int,
+        settings: Settings,
+        trim_before: int | None = None,
+        entities: np.ndarray | None = None,
     ) -> tuple[pa.Table, np.ndarray]:
         """Checkpoint: segment, then manifest, then drop the WAL files it made redundant.
 
@@ -358,7 +363,7 @@ class FolderStorage(Storage):
         assert self.manifest is not None
         self.settle()
         with self._arena.lend(table.nbytes) as allocate:
-            ordered, order = sort_for_segment(table, _helper(), allocate)
+            ordered, order = sort_for_segment(table, _helper(), allocate, entities)
             self.manifest, stored = self._commit(
                 ordered,
                 settings,

@@ -63,9 +63,14 @@ class MemoryStorage(Storage):
         pass
 
     def seal(
-        self, table: pa.Table, through: int, settings: Settings, trim_before: int | None = None
+        self,
+        table: pa.Table,
+        through: int,
+        settings: Settings,
+        trim_before: int | None = None,
+        entities: np.ndarray | None = None,
     ) -> tuple[pa.Table, np.ndarray]:
-        ordered, order = sort_for_segment(table)
+        ordered, order = sort_for_segment(table, entities=entities)
         self.segments.append(ordered)
         self.manifest.sealed_through = through
         return ordered, order

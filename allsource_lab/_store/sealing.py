@@ -285,8 +285,17 @@ class Sealer:
         started = time.perf_counter()
         log = self.log
         assert job.table is not None
+        entities = None
+        with log.lock:
+            # The rows' entity numbers, from the index: the sort need not number the ids.
+            sealing = self.reader.sealing
+            if sealing is not None and sealing[3] == job.table.num_rows:
+                base = sealing[2]
+                entities = self.reader.index.ent.view[base : base + sealing[3]].copy()
         try:
-            ordered, order = self.storage.seal(job.table, job.through, self.settings, job.trim)
+            ordered, order = self.storage.seal(
+                job.table, job.through, self.settings, job.trim, entities
+            )
         except OSError as exc:
             if disk_full(exc):
                 job.error = StorageError(

@@ -132,6 +132,22 @@ def test_segment_order_is_arrows_stable_sort(table):
     assert_like_reference(table)
 
 
+@settings(max_examples=200, deadline=None)
+@given(table=event_tables(), seed=st.integers(0, 2**32 - 1))
+def test_the_stores_entity_numbers_give_arrows_stable_sort_too(table, seed):
+    # A seal passes each row's entity number as the store keeps them: any non-negative
+    # ints, one per distinct id, not dense and not in first-seen order.
+    ids = table.column("entity_id").to_pylist()
+    rng = np.random.default_rng(seed)
+    pool = rng.permutation(10 * (len(set(ids)) + 1))
+    number = {e: int(pool[k]) for k, e in enumerate(dict.fromkeys(ids))}
+    entities = np.array([number[e] for e in ids], np.int32)
+    ordered, order = sort_for_segment(table, entities=entities)
+    want, want_order = reference(table)
+    assert order.tolist() == want_order.tolist()
+    assert ordered.equals(want)
+
+
 @pytest.mark.parametrize("n", [0, 1])
 def test_tables_of_zero_and_one_row_sort_like_arrow(n):
     table = event_table(["é"] * n, [7] * n, list(range(n)), [None] * n, seed=1)
