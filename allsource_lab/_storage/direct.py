@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ALIGN", "DIRECT_BYTES", "Stage", "open_direct", "stage", "write_new"]
+__all__ = ["ALIGN", "DIRECT_BYTES", "Stage", "open_direct", "read_whole", "stage", "write_new"]
 
 ALIGN = 4096
 # A write at least this long goes direct; shorter ones gain nothing from it (the copy and
@@ -154,3 +154,31 @@ def write_new(path: Any, *pieces: Any) -> int:
             os.close(fd)
         raise
     return fd
+
+
+def read_whole(path: Any) -> memoryview | None:
+    """All of the file at ``path``, read past the page cache into memory of its own; None
+    where the file is smaller than :data:`DIRECT_BYTES` or its file system takes no direct
+    I/O (the caller reads it another way). Errors of the read are raised as they came.
+
+    A file written direct is not in the cache; reading it through the cache would make a
+    cache page for every 4 KiB of it, at the cost a write pays (the module docstring).
+    """
+    fd = open_direct(path, os.O_RDONLY)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size < DIRECT_BYTES:
+            return None
+        view = memoryview(mmap.mmap(-1, -(-size // ALIGN) * ALIGN))
+        done = 0
+        while done < size:
+            # Whole blocks at block offsets; the last read stops at the end of the file.
+            n = os.preadv(fd, [view[done:]], done)
+            if n <= 0:
+                break
+            done += n
+        return view[:done]
+    finally:
+        os.close(fd)

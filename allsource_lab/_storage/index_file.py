@@ -32,6 +32,8 @@ from typing import Any
 import crc32c
 import numpy as np
 
+from allsource_lab._storage import direct
+
 __all__ = [
     "INDEX_SUFFIX",
     "SegmentIndex",
@@ -119,15 +121,20 @@ def encode_index(segment: str, index: SegmentIndex) -> list[Any]:
 def read_index_file(path: Path, segment: str, rows: int) -> SegmentIndex | None:
     """The index file at ``path`` (see :func:`decode_index`); None if it cannot be read.
 
-    The file is mapped, not read: its arrays are views of the page cache, which the
-    read side copies once into its index (reading 100 files of 36 MB into ``bytes``
-    first took ~3-9 s of a 100M-event open on the development machine, busy: every
-    read faults in fresh pages). Index files are only ever replaced by a rename, never
-    rewritten in place, so a mapping never sees its file cut short.
+    A large file is read past the page cache (``direct.read_whole``): it was written
+    that way, so it is not cached, and a cache page for each 4 KiB read costs more than
+    the disk does (docs/architecture.md, "Large writes skip the page cache"; 100M events:
+    3.6 GB of index files). Otherwise the file is mapped, not read: its arrays are views
+    of the page cache, which the read side copies once into its index (reading 100 files
+    of 36 MB into ``bytes`` first took ~3-9 s of a 100M-event open on the development
+    machine, busy). Index files are only ever replaced by a rename, never rewritten in
+    place, so a mapping never sees its file cut short.
     """
     try:
-        with open(path, "rb") as file:
-            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        data: memoryview | mmap.mmap | None = direct.read_whole(path)
+        if data is None:
+            with open(path, "rb") as file:
+                data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
         return None
     return decode_index(memoryview(data), segment, rows)

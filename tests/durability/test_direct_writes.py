@@ -206,3 +206,34 @@ def test_a_file_system_without_direct_io_is_written_through_the_cache(tmp_path, 
     finally:
         if folder != tmp_path:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_large_file_is_read_whole_past_the_cache(disk):
+    data = bytes(range(256)) * (direct.DIRECT_BYTES // 256 + 17) + b"tail"  # not whole blocks
+    (disk / "big").write_bytes(data)
+    (disk / "small").write_bytes(b"x" * 100)
+    view = direct.read_whole(disk / "big")
+    assert view is not None and bytes(view) == data
+    assert direct.read_whole(disk / "small") is None  # small: the caller maps it
+
+
+def test_index_files_read_past_the_cache_equal_the_mapped_ones(disk, monkeypatch):
+    path = disk / "s"
+    with asl.open(path, checkpoint_every_events=10**9) as store:
+        store.append_batch(rows(40_000))
+        store.checkpoint()
+        expected = store.events(entity_id="e3").to_arrow()
+    index_file = next((path / "segments").glob("*.index"))
+    assert index_file.stat().st_size >= direct.DIRECT_BYTES
+    from allsource_lab._storage.index_file import read_index_file
+
+    name = index_file.name.replace(".index", ".parquet")
+    read = read_index_file(index_file, name, 40_000)
+    monkeypatch.setattr(direct, "DIRECT_BYTES", 1 << 62)  # mapped instead
+    mapped = read_index_file(index_file, name, 40_000)
+    assert read is not None and mapped is not None
+    for field in ("sequence", "timestamp", "recorded_at", "row", "entity", "type", "run_starts"):
+        assert getattr(read, field).tolist() == getattr(mapped, field).tolist(), field
+    monkeypatch.undo()
+    with asl.open(path) as again:
+        assert again.events(entity_id="e3").to_arrow().equals(expected)
