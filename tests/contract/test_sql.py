@@ -101,6 +101,12 @@ def test_segment_files_can_be_queried_without_the_store(tmp_path):
             f"select count(*), sum((payload->>'v')::int) from read_parquet({files})"
         )
         assert direct.fetchall()[0] == (10, 45)
+        # The integer and time columns are delta-encoded (docs/format.md, "Segments").
+        numbers = duckdb.sql(
+            "select sum(sequence), sum(version), count(distinct timestamp) > 0,"
+            f" max(recorded_at) >= min(timestamp), sum(partition) >= 0 from read_parquet({files})"
+        )
+        assert numbers.fetchall()[0] == (55, 10, True, True, True)
         assert store.sql("select count(*) from events").fetchall()[0] == (11,)
     assert asl.open().segment_files() == []
 
