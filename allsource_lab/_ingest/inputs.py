@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allsource_lab._kernels import jsontext
-from allsource_lab._storage.arrowbuf import string_buffers
+from allsource_lab._storage.arrowbuf import fixed_values, string_buffers
 from allsource_lab.errors import InvalidEvent
 from allsource_lab.settings import Settings
 
@@ -280,6 +280,13 @@ class BatchInput:
     event_id: np.ndarray | None  # uint8, 16 per row; rows not given are all zero
     event_id_given: np.ndarray | None  # bool per row
     schema_version: np.ndarray | None = None  # int32 per row, -1 = none; None: all none
+    # event_type dictionary-encoded, as the check found it: (int32 code per row, the
+    # distinct types as a string array). The reader numbers the types from it instead of
+    # hashing every row again.
+    type_codes: tuple[np.ndarray, pa.Array] | None = None
+    # The payload as the Arrow string array it came in, if it did (the same bytes as
+    # ``payload``): the stored batch uses it as it is.
+    payload_array: pa.Array | None = None
 
 
 _Text = tuple[np.ndarray, np.ndarray]  # (data, offsets) of JSON texts
@@ -313,6 +320,9 @@ def take_rows(batch: BatchInput, rows: np.ndarray) -> BatchInput:
         event_id=ids,
         event_id_given=None if batch.event_id_given is None else batch.event_id_given[rows],
         schema_version=None if batch.schema_version is None else batch.schema_version[rows],
+        type_codes=(
+            None if batch.type_codes is None else (batch.type_codes[0][rows], batch.type_codes[1])
+        ),
     )
 
 
@@ -444,22 +454,40 @@ def _string_column(col: Any, field: str, check: Any, settings: Settings, n: int)
                 f"{field} column must hold strings, not {arr.type}", row=0, field=field
             )
         _check_utf8(arr, field)
-    # Distinct values are few for event types and checked in Python; entity ids are
-    # checked in bulk by length (their only rule besides being non-empty text).
-    if field == "event_type":
-        uniques = pc.unique(arr)
-        for value in uniques.to_pylist():
-            try:
-                check(value, settings)
-            except InvalidEvent as exc:
-                row = int(pc.index(arr, value).as_py())
-                raise InvalidEvent(str(exc).split(": ", 1)[-1], row=row, field=field) from None
-    else:
-        lengths = pc.binary_length(arr)
-        bad = pc.or_(pc.equal(lengths, 0), pc.greater(lengths, settings.max_entity_id_bytes))
-        if pc.any(bad).as_py():
-            row = int(pc.index(bad, True).as_py())
-            check(arr[row].as_py(), settings, row)
+    return arr
+
+
+def _event_types(
+    col: Any, settings: Settings, n: int
+) -> tuple[pa.Array, tuple[np.ndarray, pa.Array]]:
+    """The checked event_type column, with its codes (see ``BatchInput.type_codes``).
+
+    The distinct types are few and checked in Python; encoding them once also numbers
+    every row, which the reader would otherwise do by hashing each row again.
+    """
+    arr = _string_column(col, "event_type", check_event_type, settings, n)
+    encoded = pc.dictionary_encode(arr)
+    codes = fixed_values(encoded.indices)
+    for code, value in enumerate(encoded.dictionary.to_pylist()):
+        try:
+            check_event_type(value, settings)
+        except InvalidEvent as exc:
+            row = int(np.argmax(codes == code))
+            raise InvalidEvent(str(exc).split(": ", 1)[-1], row=row, field="event_type") from None
+    return arr, (codes, encoded.dictionary)
+
+
+def _entity_ids(col: Any, settings: Settings, n: int) -> pa.Array:
+    """The checked entity_id column: non-empty text of at most ``max_entity_id_bytes``
+    (checked in bulk from the offsets; the only rule besides being text)."""
+    arr = _string_column(col, "entity_id", check_entity_id, settings, n)
+    if len(arr):
+        start = arr.offset
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[start : start + len(arr) + 1]
+        sizes = np.diff(offsets)
+        if int(sizes.min()) == 0 or int(sizes.max()) > settings.max_entity_id_bytes:
+            row = int(np.argmax((sizes == 0) | (sizes > settings.max_entity_id_bytes)))
+            check_entity_id(arr[row].as_py(), settings, row)
     return arr
 
 
@@ -722,10 +750,11 @@ def normalize_batch(data: object, settings: Settings) -> BatchInput:
                 f"a batch needs the columns event_type, entity_id and payload; {name!r} is missing",
                 field=name,
             )
-    event_type = _string_column(cols["event_type"], "event_type", check_event_type, settings, n)
-    entity_id = _string_column(cols["entity_id"], "entity_id", check_entity_id, settings, n)
+    event_type, type_codes = _event_types(cols["event_type"], settings, n)
+    entity_id = _entity_ids(cols["entity_id"], settings, n)
     payload = _json_column(cols["payload"], "payload", settings, n)
     assert payload is not None
+    payload_array = _plain_strings(cols["payload"])
     metadata = (
         _json_column(cols["metadata"], "metadata", settings, n) if "metadata" in cols else None
     )
@@ -736,4 +765,29 @@ def normalize_batch(data: object, settings: Settings) -> BatchInput:
         event_id, given = _id_column(cols["event_id"], n)
         if not given.any():
             event_id = given = None
-    return BatchInput(n, event_type, entity_id, payload, metadata, timestamp, event_id, given)
+    return BatchInput(
+        n,
+        event_type,
+        entity_id,
+        payload,
+        metadata,
+        timestamp,
+        event_id,
+        given,
+        type_codes=type_codes,
+        payload_array=payload_array,
+    )
+
+
+def _plain_strings(col: Any) -> pa.Array | None:
+    """``col`` itself if it is one Arrow string array (or a json extension array over
+    one), else None: a column of that form can be stored as it came."""
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks != 1:
+            return None
+        col = col.chunk(0)
+    if not isinstance(col, pa.Array):
+        return None
+    if isinstance(col, pa.ExtensionArray):
+        col = col.storage
+    return col if col.type == pa.string() and not col.null_count else None

@@ -12,29 +12,56 @@ in order.
 
 from __future__ import annotations
 
+import mmap
+import sys
+
 import numpy as np
 
 from allsource_lab._kernels import postings as kernels
 
 __all__ = ["EventIndex", "Growable", "Postings"]
 
+# A Growable moves into a reserved mapping once it needs this much (smaller ones copy).
+_MAP_BYTES = 8 << 20
+# The address space one reservation takes (memory only as it is written).
+_RESERVE_BYTES = 64 << 30
+_MAP_NORESERVE = 0x4000  # Linux's value; Python's mmap module does not name it
+
+
+def _reserve(size: int) -> mmap.mmap | None:
+    """An anonymous mapping of ``size`` bytes of address space, not backed until touched;
+    None where the system refuses (strict overcommit accounting) or is not Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+    except (OSError, OverflowError):
+        return None
+
 
 class Growable:
-    """A numpy array that appends in amortized O(1) (capacity doubles)."""
+    """A numpy array that appends in amortized O(1).
 
-    __slots__ = ("_buf", "n")
+    Small, it doubles its capacity by copying. Past ``_MAP_BYTES`` it moves once into an
+    anonymous mapping that reserves address space for far more (``_RESERVE_BYTES``, no
+    memory until written: ``MAP_NORESERVE``) and from then on grows in place, without
+    copying: a column of 8M events otherwise took a fresh 64 MB and a copy at each
+    doubling, ~0.1 s of every 1M events appended (measured). Views taken before a growth
+    stay valid either way. Where the reservation is refused (strict overcommit, or not
+    Linux) it goes on doubling.
+    """
+
+    __slots__ = ("_buf", "_map", "n")
 
     def __init__(self, dtype: type, capacity: int = 1024) -> None:
         self._buf: np.ndarray = np.empty(capacity, dtype)
+        self._map: mmap.mmap | None = None
         self.n = 0
 
     def reserve(self, size: int, fill: int | None = None) -> None:
         """Grow to ``size`` entries, new ones set to ``fill`` (or left undefined)."""
         if size > len(self._buf):
-            cap = max(size, 2 * len(self._buf))
-            buf = np.empty(cap, self._buf.dtype)
-            buf[: self.n] = self._buf[: self.n]
-            self._buf = buf
+            self._grow(max(size, 2 * len(self._buf)))
         if fill is not None and size > self.n:
             self._buf[self.n : size] = fill
         self.n = max(self.n, size)
@@ -42,9 +69,24 @@ class Growable:
     def ensure_capacity(self, size: int) -> None:
         """Room for ``size`` entries without growing again (e.g. before a bulk load)."""
         if size > len(self._buf):
-            buf = np.empty(size, self._buf.dtype)
-            buf[: self.n] = self._buf[: self.n]
-            self._buf = buf
+            self._grow(size)
+
+    def _grow(self, capacity: int) -> None:
+        dtype = self._buf.dtype
+        need = capacity * dtype.itemsize
+        if self._map is not None and need <= len(self._map):
+            self._buf = np.frombuffer(self._map, dtype, capacity)
+            return
+        if need >= _MAP_BYTES:
+            mapped = _reserve(max(_RESERVE_BYTES, 2 * need))
+            if mapped is not None:
+                buf = np.frombuffer(mapped, dtype, capacity)
+                buf[: self.n] = self._buf[: self.n]
+                self._map, self._buf = mapped, buf
+                return
+        buf = np.empty(capacity, dtype)
+        buf[: self.n] = self._buf[: self.n]
+        self._buf = buf
 
     def extend(self, values: np.ndarray) -> None:
         start = self.n

@@ -22,7 +22,7 @@ from allsource_lab._kernels.keytable import KeyTable
 from allsource_lab._query.index import EventIndex, Postings
 from allsource_lab._storage.arrowbuf import fixed_values, int64_view, numpy_array, string_buffers
 from allsource_lab._storage.index_file import SegmentIndex
-from allsource_lab._storage.tail import Tail
+from allsource_lab._storage.tail import Numbered, Tail
 from allsource_lab.eventframe import Query, events_from_table
 from allsource_lab.events import EVENT_SCHEMA, Event
 
@@ -178,13 +178,14 @@ class Reader:
         else:
             base = self._bases[-1] + self.pieces[-1].num_rows
         added = False
-        for chunk in chunks[len(self.pieces) - self.sealed :]:
+        first = len(self.pieces) - self.sealed
+        for chunk, numbered in zip(chunks[first:], tail.numbered[first:], strict=True):
             known = max(0, min(chunk.num_rows, self.index.n - base))
             if known:
                 # Rows already indexed (before a merge): only their row numbers move.
                 self.index.row.view[base : base + known] = np.arange(known, dtype=np.int32)
             if known < chunk.num_rows:
-                self._add_rows(chunk, known)
+                self._add_rows(chunk, known, numbered)
                 added = True
             else:
                 self._push_piece(chunk, base)
@@ -192,13 +193,20 @@ class Reader:
         if added or self.index.entities.n < self.index.n:
             self.index.extend_postings(len(self.entity_keys), len(self.type_keys))
 
-    def _add_rows(self, chunk: pa.RecordBatch, known: int) -> None:
-        """Push ``chunk`` as a piece, indexing its rows from ``known`` on."""
+    def _add_rows(self, chunk: pa.RecordBatch, known: int, numbered: Numbered | None) -> None:
+        """Push ``chunk`` as a piece, indexing its rows from ``known`` on (with the
+        numbers its writer worked out, if it kept them)."""
         fresh = chunk.slice(known)
-        data, offsets = string_buffers(fresh.column("entity_id"))
-        ents = self.entity_keys.lookup_many(data, offsets)
-        data, offsets = string_buffers(fresh.column("event_type"))
-        types = self.type_keys.intern_many(data, offsets)
+        if numbered is None:
+            data, offsets = string_buffers(fresh.column("entity_id"))
+            ents = self.entity_keys.lookup_many(data, offsets)
+            data, offsets = string_buffers(fresh.column("event_type"))
+            types = self.type_keys.intern_many(data, offsets)
+        else:
+            # The writer's entity numbers are this key table's (one table serves both).
+            ents = numbered.entities[known:]
+            distinct = self.type_keys.intern_many(*string_buffers(numbered.types))
+            types = distinct[numbered.type_codes[known:]]
         self.index.add(
             int64_view(fresh.column("sequence")),
             int64_view(fresh.column("timestamp")),

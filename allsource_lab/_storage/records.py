@@ -37,6 +37,7 @@ __all__ = [
     "decode_log",
     "decode_singles",
     "encode_batch",
+    "string_array",
     "to_record_batch",
 ]
 
@@ -73,12 +74,20 @@ class ColumnBatch:
     entity_id: tuple[np.ndarray, np.ndarray]
     metadata: tuple[np.ndarray, np.ndarray]
     payload: tuple[np.ndarray, np.ndarray]
+    # String columns that are already Arrow arrays of the same bytes, by field name
+    # (event_type, entity_id, payload, metadata): used as they are, not rebuilt.
+    ready: dict[str, pa.Array] | None = None
 
     def __len__(self) -> int:
         return len(self.sequence)
 
 
-def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+def string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    """A StringArray over ``data`` with ``offsets`` narrowed to int32 (a copy).
+
+    Raises:
+        InvalidArgument: the data is 2 GiB or more (too much for int32 offsets).
+    """
     n = len(offsets) - 1
     if len(data) >= 2**31:
         raise InvalidArgument("a string column over 2 GiB in one batch; append in smaller batches")
@@ -121,16 +130,24 @@ def to_record_batch(cols: ColumnBatch) -> pa.RecordBatch:
         pa.binary(16), n, [None, pa.py_buffer(cols.event_id)]
     )
     schema_version = _schema_versions(cols.schema_version)
+    ready = cols.ready or {}
+
+    def text(name: str, column: tuple[np.ndarray, np.ndarray]) -> pa.Array:
+        # An Arrow string array the caller already has needs no int32 offsets made anew
+        # (a cast and fresh memory: ~4 MB for each column of 1M events).
+        given = ready.get(name)
+        return string_array(*column) if given is None else given
+
     arrays = [
         _numbers(cols.sequence, pa.int64(), np.int64),
         pa.ExtensionArray.from_storage(pa.uuid(), ids),
-        _string_array(*cols.event_type),
-        _string_array(*cols.entity_id),
+        text("event_type", cols.event_type),
+        text("entity_id", cols.entity_id),
         _numbers(cols.version, pa.int64(), np.int64),
         pa.Array.from_buffers(TIMESTAMP, n, [None, pa.py_buffer(cols.timestamp)]),
         pa.Array.from_buffers(TIMESTAMP, n, [None, pa.py_buffer(cols.recorded)]),
-        pa.ExtensionArray.from_storage(pa.json_(), _string_array(*cols.payload)),
-        pa.ExtensionArray.from_storage(pa.json_(), _string_array(*cols.metadata)),
+        pa.ExtensionArray.from_storage(pa.json_(), text("payload", cols.payload)),
+        pa.ExtensionArray.from_storage(pa.json_(), text("metadata", cols.metadata)),
         _numbers(cols.partition, pa.int16(), np.int16),
         schema_version,
     ]
@@ -185,7 +202,7 @@ def encode_batch(first_sequence: int, recorded_us: int, cols: ColumnBatch) -> li
         pieces.append(np.ascontiguousarray(arr, dtype=dtype))
     for off, data in (cols.event_type, cols.entity_id, cols.metadata, cols.payload):
         off64 = np.ascontiguousarray(off, dtype=np.int64)
-        pieces.append(off64 - off64[0])
+        pieces.append(off64 - off64[0] if off64[0] else off64)
         pieces.append(np.ascontiguousarray(data[off64[0] : off64[-1]], dtype=np.uint8))
     return pieces
 

@@ -10,13 +10,26 @@ done with it. Batches arrive as Arrow already and are kept as they are.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pyarrow as pa
 
 from allsource_lab._storage.records import decode_singles, to_record_batch
 from allsource_lab.events import EVENT_SCHEMA
 
-__all__ = ["Tail"]
+__all__ = ["Numbered", "Tail"]
+
+
+class Numbered(NamedTuple):
+    """What the writer worked out for a batch's rows, kept for the reader that indexes
+    them: the entity numbers (of the store's key table) and the event types as codes
+    into ``types``, the batch's distinct types. Saves hashing every row twice."""
+
+    entities: np.ndarray
+    type_codes: np.ndarray
+    types: pa.Array
+
 
 # Buffers decoded as one chunk hold at most about this many bytes of records (whole
 # buffers: a chunk may pass it by one buffer), far below Arrow's 2 GiB per string column.
@@ -32,10 +45,21 @@ class Tail:
     under the store's lock.
     """
 
-    __slots__ = ("chunks", "decoded", "dropped", "generation", "handed", "handed_bytes", "log")
+    __slots__ = (
+        "chunks",
+        "decoded",
+        "dropped",
+        "generation",
+        "handed",
+        "handed_bytes",
+        "log",
+        "numbered",
+    )
 
     def __init__(self, chunks: list[pa.RecordBatch] | None = None) -> None:
         self.chunks: list[pa.RecordBatch] = list(chunks or [])
+        # Per chunk, its Numbered if it came as a batch whose writer numbered it.
+        self.numbered: list[Numbered | None] = [None] * len(self.chunks)
         self.log = bytearray()
         self.decoded = 0
         self.handed: list[tuple[bytearray, int]] = []
@@ -73,9 +97,10 @@ class Tail:
         self.decoded = 0
         return data
 
-    def add_batch(self, batch: pa.RecordBatch) -> None:
+    def add_batch(self, batch: pa.RecordBatch, numbered: Numbered | None = None) -> None:
         self.freeze()
         self.chunks.append(batch)
+        self.numbered.append(numbered)
 
     def freeze(self) -> None:
         """Decode the records not decoded yet into batches (so readers see Arrow only).
@@ -109,6 +134,7 @@ class Tail:
         if len(self.chunks) > 64:
             merged = pa.Table.from_batches(self.chunks, EVENT_SCHEMA).combine_chunks()
             self.chunks = merged.to_batches()
+            self.numbered = [None] * len(self.chunks)
             self.generation += 1
 
     def _decode_group(self, group: list[tuple[bytearray, int, int]]) -> None:
@@ -126,6 +152,7 @@ class Tail:
         batch = to_record_batch(decode_singles(buf, start, end))
         del buf  # release the export: the log must stay resizable
         self.chunks.append(batch)
+        self.numbered.append(None)
 
     def table(self) -> pa.Table:
         self.freeze()

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from allsource_lab._ingest import inputs
 from allsource_lab._storage.records import FRAMED_SINGLE_HEADER, SINGLE_HEADER
-from allsource_lab._storage.tail import Tail
+from allsource_lab._storage.tail import Numbered, Tail
 from allsource_lab._storage.wal import FRAME, fill_checksums
 from allsource_lab._store.entities import EntityTable
 from allsource_lab._store.validation import validate_one
@@ -413,7 +413,12 @@ class EventLog:
         return max(_time_ns() // 1000, self.last_rec + 1)
 
     def add_batch(
-        self, record_batch: pa.RecordBatch, pieces: list[Any], first: int, rec: int
+        self,
+        record_batch: pa.RecordBatch,
+        pieces: list[Any],
+        first: int,
+        rec: int,
+        numbered: Numbered | None = None,
     ) -> tuple[bytearray, int, bool]:
         """Take a batch record into the tail and the WAL stream, under both locks.
 
@@ -424,7 +429,7 @@ class EventLog:
         buffered = self.take_unwritten()
         self.stream_base += sum(memoryview(p).nbytes for p in pieces)
         upto = self.stream_end()
-        self.tail.add_batch(record_batch)
+        self.tail.add_batch(record_batch, numbered)
         self.last_rec = rec
         self.next_seq = first + n
         return buffered, upto, first + n - 1 >= self.seal_at

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import allsource_lab as asl
 
@@ -214,3 +217,79 @@ def test_bad_row_deep_in_a_big_batch_is_named(store):
         store.append_batch(table)
     assert info.value.row == 69_001 and info.value.field == "payload"
     assert store.stats()["events"] == 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "folder"])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["arrow", "dicts", "single", "retry", "read"]),
+            st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), min_size=1, max_size=30),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_entity_and_type_reads_match_a_model_whatever_numbered_the_rows(
+    tmp_path_factory, kind, steps
+):
+    """A batch hands the reader the entity numbers and type codes its checks found; reads
+    by entity and by type must answer as if the reader had hashed every row itself: with
+    types first seen in any order, retried rows dropped from a batch (its codes taken
+    along), single appends between batches, reads in between, and after a reopen."""
+    path = None if kind == "memory" else tmp_path_factory.mktemp("numbered") / "s.events"
+    store = asl.open(path, checkpoint_every_events=40)
+    model: list[tuple[str, str, int]] = []  # (entity, type, i) in sequence order
+    sent: list[dict] = []
+    counter = 0
+    for kind, pairs in steps:
+        data = []
+        for entity, kind_no in pairs:
+            data.append(
+                {
+                    "event_type": f"type-{kind_no}",
+                    "entity_id": f"entity-{entity}",
+                    "payload": {"i": counter},
+                    "event_id": uuid.uuid4(),
+                }
+            )
+            counter += 1
+        if kind == "single":
+            for row in data:
+                store.append(row["event_type"], row["entity_id"], row["payload"])
+        elif kind == "read":
+            store.events(entity_id="entity-0").to_arrow()
+            continue
+        else:
+            if kind == "retry" and sent:
+                data = sent[-len(data) :] + data  # rows already stored come back
+            table = pa.table(
+                {
+                    "event_type": [r["event_type"] for r in data],
+                    "entity_id": [r["entity_id"] for r in data],
+                    "payload": [json.dumps(r["payload"]) for r in data],
+                    "event_id": [r["event_id"].bytes for r in data],
+                }
+            )
+            store.append_batch(data if kind == "dicts" else table)
+            stored = {r["event_id"] for r in sent}
+            data = [r for r in data if r["event_id"] not in stored]
+            sent.extend(data)
+        model.extend((r["entity_id"], r["event_type"], r["payload"]["i"]) for r in data)
+
+    def check(s: asl.EventStore) -> None:
+        for entity in {m[0] for m in model} | {"entity-missing"}:
+            got = [e.payload["i"] for e in s.events(entity_id=entity)]
+            assert got == [m[2] for m in model if m[0] == entity]
+        for kind_no in range(5):
+            got = [e.payload["i"] for e in s.events(event_type=f"type-{kind_no}")]
+            assert got == [m[2] for m in model if m[1] == f"type-{kind_no}"]
+
+    check(store)
+    store.close()
+    if path is not None:
+        with asl.open(path) as reopened:
+            check(reopened)

@@ -145,3 +145,29 @@ def test_groups_handle_positions_in_any_order():
         [0, 5, 6, 1, 0],
         [1, 6, 7, 1, 1],
     ]
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_growable_past_the_mapping_threshold_keeps_values_and_old_views(monkeypatch, mapped):
+    """Past _MAP_BYTES a Growable moves into a reserved mapping and grows in place; where
+    the reservation is refused it goes on copying. Either way values and views survive."""
+    from allsource_lab._query import index as index_module
+
+    monkeypatch.setattr(index_module, "_MAP_BYTES", 4096)
+    monkeypatch.setattr(index_module, "_RESERVE_BYTES", 1 << 16)  # forces a re-map too
+    if not mapped:
+        monkeypatch.setattr(index_module, "_reserve", lambda size: None)
+    g = Growable(np.int64, capacity=4)
+    views = []
+    model: list[int] = []
+    for step in range(40):
+        values = np.arange(step * 300, step * 300 + 300, dtype=np.int64)
+        g.extend(values)
+        model.extend(values.tolist())
+        views.append((g.view, len(model)))
+    assert g.view.tolist() == model
+    assert (g._map is not None) == mapped
+    for view, n in views:  # each view still reads what was there when it was taken
+        assert view.tolist() == model[:n]
+    g.reserve(len(model) + 10, fill=-1)
+    assert g.view[-10:].tolist() == [-1] * 10
