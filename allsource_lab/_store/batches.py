@@ -106,7 +106,11 @@ class BatchAppender:
             )
         # The io lock first (the order every writer takes them): the record is written
         # straight from its column buffers, after whatever single appends are buffered.
-        with log.io_lock:
+        # A large record may be written behind (see EventLog.write_batch): the writer
+        # thread then holds the io lock on from here and releases it once written.
+        log.io_lock.acquire()
+        handed = False
+        try:
             with log.lock:
                 if log.refuse:
                     log.refuse_write(io_held=True)
@@ -125,7 +129,10 @@ class BatchAppender:
                 if n == 0:
                     raise InvalidEvent("the batch is empty; nothing to append")
                 first, buffered, pieces, upto, full = self._take(batch)
-            log.write_batch(buffered, pieces, upto)
+            handed = log.write_batch(buffered, pieces, upto)
+        finally:
+            if not handed:
+                log.io_lock.release()
         if full:
             log.on_full()
         if log.listeners:
