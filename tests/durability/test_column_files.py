@@ -210,6 +210,43 @@ def test_an_open_store_holds_every_segment_mapped_from_its_column_file(copy, pri
         assert mapped_from(reader) == [columns.name for _, columns in segment_pairs(copy)]
 
 
+def open_descriptors_on(folder: Path) -> list[str]:
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = str(fd.readlink())
+            if target.startswith(str(folder)):
+                found.append(target)
+    return found
+
+
+def test_mapped_column_files_hold_no_descriptor_and_go_with_their_last_buffer(copy):
+    """Each segment stays mapped (map_file) without a file descriptor per segment, and
+    the mapping goes once nothing refers to its rows."""
+    import gc
+
+    from allsource_lab._storage.columns import map_file
+
+    with asl.open(copy) as store:
+        assert all(mapped_from(store))
+        assert open_descriptors_on(copy / "segments") == []
+    del store  # its segments hold their mappings
+    gc.collect()
+    _, first = segment_pairs(copy)[0]
+    assert first.name not in Path("/proc/self/maps").read_text()
+    buffer = map_file(first)
+    assert buffer.to_pybytes()[:6] == b"ARROW1"
+    assert open_descriptors_on(copy / "segments") == []
+    tail = buffer.slice(buffer.size - 6)
+    del buffer
+    gc.collect()
+    assert first.name in Path("/proc/self/maps").read_text()  # the slice keeps it
+    assert tail.to_pybytes() == b"ARROW1"
+    del tail
+    gc.collect()
+    assert first.name not in Path("/proc/self/maps").read_text()
+
+
 # -- damage an open sees ------------------------------------------------------------------
 
 
