@@ -42,6 +42,7 @@ __all__ = [
     "open_columns",
     "require_segment",
     "rewrite_columns",
+    "will_need",
     "write_columns",
 ]
 
@@ -344,6 +345,17 @@ def _will_need(base: int, offsets: list[int], length: int) -> None:
     for offset in offsets:
         start = (base + offset) // _PAGE * _PAGE
         _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), mmap.MADV_WILLNEED)
+
+
+def will_need(column: pa.Array | pa.ChunkedArray) -> None:
+    """Ask the kernel to start reading a mapped column's data now, in one request (a hint):
+    a read that then touches most of its pages waits for large reads under way instead
+    of one small read per page fault."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        buffer = chunk.buffers()[-1]
+        if buffer is not None and buffer.size:
+            _will_need(buffer.address, [0], buffer.size)
 
 
 def check_columns(folder: Path, info: SegmentInfo) -> str | None:

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from allsource_lab._query.reads import Reader, one_batch
 from allsource_lab._query.state import Snapshots, decode_snapshot
+from allsource_lab._storage.columns import will_need
 from allsource_lab._storage.index_file import SegmentIndex
 from allsource_lab._storage.tail import Tail
 from allsource_lab._store.entities import EntityTable
@@ -174,6 +175,9 @@ def _prepared(
         index = storage.read_index(k, table.num_rows)
         seen = None
         if index is not None and k < len(known) and len(known[k]) == len(index.run_starts):
+            # The runs' last rows touch most pages of the version column (8 MB per 1M
+            # events), which a store just written or not read for a while has on disk.
+            will_need(batch.column("version"))
             seen = EntityTable.run_versions(batch, index.run_starts)
         for column in columns if touch else ():  # sized for every segment (``expect``)
             column.buffer[firsts[k] : firsts[k + 1]] = 0

@@ -247,6 +247,21 @@ def test_mapped_column_files_hold_no_descriptor_and_go_with_their_last_buffer(co
     assert first.name not in Path("/proc/self/maps").read_text()
 
 
+def test_asking_for_a_column_ahead_is_only_a_hint(copy):
+    """will_need takes mapped and in-memory columns, chunked or not, empty ones too, and
+    changes nothing a read sees."""
+    from allsource_lab._storage.columns import will_need
+
+    with asl.open(copy, read_only=True) as store:
+        table = store._sealer.segments[0]
+        before = table.column("version").to_pylist()
+        will_need(table.column("version"))
+        will_need(table.column("payload").chunk(0).storage)
+        assert table.column("version").to_pylist() == before
+    will_need(pa.chunked_array([[1, 2], [3]], pa.int64()))
+    will_need(pa.array([], pa.int64()))
+
+
 # -- damage an open sees ------------------------------------------------------------------
 
 
