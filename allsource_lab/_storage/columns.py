@@ -231,14 +231,15 @@ def open_columns(folder: Path, info: SegmentInfo) -> pa.Table:
         # What the checks read, asked for at once: a file written past the page cache is
         # read back one page fault, one disk read, at a time otherwise (~35 ms a segment
         # against ~10, measured cold; an open of 100M events maps 100 of them).
-        _will_need(mapped.address, [0, max(0, size - _FOOTER_BYTES)], _FOOTER_BYTES)
+        footer = mapped.address + max(0, size - _FOOTER_BYTES)
+        _will_need([(mapped.address, _FOOTER_BYTES), (footer, _FOOTER_BYTES)])
         # The reader checks the closing magic and the footer, not the opening magic.
         if mapped.size < len(_MAGIC) or mapped[: len(_MAGIC)].to_pybytes() != _MAGIC:
             raise CorruptionError("column file does not start with ARROW1", path=str(path))
         reader = pa.ipc.open_file(pa.BufferReader(mapped))
         batch = reader.get_batch(0) if reader.num_record_batches == 1 else None
         if batch is not None:
-            _will_need(0, _buffer_ends(batch), _PAGE)
+            _will_need([(end, _PAGE) for end in _buffer_ends(batch)])
             batch.validate()
     except CorruptionError:
         raise
@@ -337,13 +338,13 @@ def _buffer_ends(batch: pa.RecordBatch) -> list[int]:
     return ends
 
 
-def _will_need(base: int, offsets: list[int], length: int) -> None:
-    """Ask the kernel to start reading the pages at ``base + offset`` (``length`` bytes
-    each) of a mapping, all at once (``MADV_WILLNEED``); a hint, so errors are ignored."""
+def _will_need(ranges: list[tuple[int, int]]) -> None:
+    """Ask the kernel to start reading each (address, length) range of a mapping now, all
+    at once (``MADV_WILLNEED``); a hint, so errors are ignored."""
     if _libc is None or not hasattr(mmap, "MADV_WILLNEED"):
         return
-    for offset in offsets:
-        start = (base + offset) // _PAGE * _PAGE
+    for address, length in ranges:
+        start = address // _PAGE * _PAGE
         _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), mmap.MADV_WILLNEED)
 
 
@@ -355,7 +356,7 @@ def will_need(column: pa.Array | pa.ChunkedArray) -> None:
     for chunk in chunks:
         buffer = chunk.buffers()[-1]
         if buffer is not None and buffer.size:
-            _will_need(buffer.address, [0], buffer.size)
+            _will_need([(buffer.address, buffer.size)])
 
 
 def check_columns(folder: Path, info: SegmentInfo) -> str | None:
