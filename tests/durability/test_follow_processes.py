@@ -316,6 +316,13 @@ class Checker:
         assert state in candidates, f"state({entity!r}) is no fold of its events"
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """A reader may be killed at any moment: its progress file is whole or the old one."""
+    part = path.with_suffix(path.suffix + ".part")
+    part.write_text(text)
+    os.replace(part, path)
+
+
 def run_reader(path: str, folder: Path, name: str, seed: int) -> None:
     """Check rounds until ``folder/stop`` exists; then catch up, check once more and dump
     ``events()`` to ``<name>.arrow``. Progress goes to ``<name>.progress``."""
@@ -333,7 +340,7 @@ def run_reader(path: str, folder: Path, name: str, seed: int) -> None:
         checker.round()
         upto = len(heard)
         assert heard[:upto] == list(range(1, upto + 1)), "the subscription skipped or repeated"
-        progress.write_text(f"{checker.rounds} {checker.n}\n")
+        write_atomically(progress, f"{checker.rounds} {checker.n}\n")
     t0 = time.monotonic()
     store.refresh()
     table = store.events().to_arrow()
@@ -349,7 +356,7 @@ def run_reader(path: str, folder: Path, name: str, seed: int) -> None:
     with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
         out.write_table(table)
     os.replace(folder / f"{name}.arrow.part", folder / f"{name}.arrow")
-    progress.write_text(f"{checker.rounds} {checker.n}\n")
+    write_atomically(progress, f"{checker.rounds} {checker.n}\n")
     store.close()
 
 
